@@ -1,0 +1,55 @@
+# stratiflow — two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+SF := $(VENV)/bin/stratiflow
+STAMP := $(VENV)/.installed
+PROVISIONED := .stratiflow/.provisioned
+# Fast tiers first: a broken unit test fails in seconds, not after the cluster tests.
+PYTEST := $(PY) -m pytest
+
+.PHONY: help setup demo test test-unit test-flink test-e2e lint stop clean
+
+help: ## show this help
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n",$$1,$$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (stratiflow needs Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+$(PROVISIONED): $(STAMP) $(wildcard stratiflow/local/java/*.java) stratiflow/local/provision.py
+	$(SF) local setup
+	@touch $@
+
+setup: $(STAMP) $(PROVISIONED) ## create .venv, install stratiflow, fetch broker binary + connector jars
+
+demo: setup ## start the local broker, produce Phishing, run the job on an embedded Flink, print metrics
+	$(SF) demo
+
+lint: $(STAMP) ## ruff + mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check stratiflow operators jobs tests
+	$(VENV)/bin/mypy
+
+test-unit: setup ## unit tier (no Java)
+	$(PYTEST) tests/unit stratiflow
+
+test-flink: setup ## Flink tier (MiniCluster, in-memory sources)
+	$(PYTEST) tests/flink
+
+test-e2e: setup ## end-to-end tier (local broker, standalone Flink, CLI)
+	$(PYTEST) tests/e2e
+
+test: setup lint ## lint, then every test tier
+	$(PYTEST) tests/unit stratiflow tests/flink tests/e2e
+
+stop: ## stop the local broker and Flink cluster started by stratiflow
+	-@[ -x $(SF) ] && $(SF) local flink stop || true
+	-@[ -x $(SF) ] && $(SF) local broker stop || true
+
+clean: stop ## remove the venv and everything downloaded
+	rm -rf $(VENV) .stratiflow

@@ -1,0 +1,379 @@
+"""The job configuration: one frozen, typed object built from YAML, env and CLI.
+
+Every field is checked when the config is loaded, so a bad config fails at
+submit time with a message naming the field, never halfway through a job.
+
+>>> cfg = load_config({"model": [{"linear_model.LogisticRegression": {"l2": 0.0}}]})
+>>> cfg.topics.events, cfg.metrics.report_every, cfg.sampling.strategy
+('events', 500, 'none')
+>>> load_config({"metrics": {"report_evry": 5}})
+Traceback (most recent call last):
+...
+stratiflow.config.ConfigError: metrics.report_evry: unknown field (expected one of: report_every)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message starts with the field's path."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+
+
+@dataclass(frozen=True)
+class ModelStep:
+    """One River estimator, by its path under ``river.`` and its parameters."""
+
+    path: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    name: str = "stratiflow-train-predict"
+    parallelism: int = 1
+    checkpoint_interval_ms: int = 10_000
+    python_execution_mode: str = "process"
+    delivery_guarantee: str = "at_least_once"
+    transactional_id_prefix: str = "stratiflow"
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    group_id: str = "stratiflow"
+    starting_offsets: str = "earliest"
+    #: Java Kafka client properties, passed unchanged to the Flink source and sink
+    #: (security settings included); the CLI translates the ones kafka-python knows.
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Topics:
+    events: str = "events"
+    predictions: str = "predictions"
+    metrics: str = "metrics"
+    dead_letters: str = "dead-letters"
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    strategy: str = "none"
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    report_every: int = 500
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    max_payload_bytes: int = 1_048_576
+    max_features: int = 10_000
+
+
+DEFAULT_MODEL: tuple[ModelStep, ...] = (
+    ModelStep("preprocessing.StandardScaler", {}),
+    ModelStep("linear_model.LogisticRegression", {}),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete, validated job configuration."""
+
+    job: JobSettings = field(default_factory=JobSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    topics: Topics = field(default_factory=Topics)
+    model: tuple[ModelStep, ...] = DEFAULT_MODEL
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+    seed: int = 42
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain mapping that :func:`load_config` turns back into this config."""
+        return {
+            "job": vars_of(self.job),
+            "kafka": {**vars_of(self.kafka), "properties": dict(self.kafka.properties)},
+            "topics": vars_of(self.topics),
+            "model": [{s.path: dict(s.params)} for s in self.model],
+            "sampling": vars_of(self.sampling),
+            "metrics": vars_of(self.metrics),
+            "validation": vars_of(self.validation),
+            "seed": self.seed,
+        }
+
+
+def vars_of(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_HINTS = ("password", "secret", "jaas", "token", "credential", "key.password", "sasl")
+_SECTIONS = ("job", "kafka", "topics", "model", "sampling", "metrics", "validation", "seed")
+SAMPLING_STRATEGIES = ("none",)
+EXECUTION_MODES = ("process", "thread")
+DELIVERY_GUARANTEES = ("none", "at_least_once", "exactly_once")
+STARTING_OFFSETS = ("earliest", "latest", "committed")
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    check_model: bool = True,
+) -> Config:
+    """Build a :class:`Config` from a YAML file or mapping, then apply overrides.
+
+    Parameters
+    ----------
+    source
+        A YAML file path, an already-parsed mapping, or ``None`` for all defaults.
+    overrides
+        Dotted paths to values, e.g. ``{"kafka.bootstrap_servers": "host:9092"}``
+        (what ``--set`` and ``--bootstrap-servers`` on the CLI produce).
+    environ
+        Where ``${VAR}`` and ``${VAR:-default}`` in string values are looked up
+        (defaults to ``os.environ``); secrets stay out of the YAML this way.
+    check_model
+        Instantiate the model once so bad estimators or parameters fail here.
+    """
+    if source is None:
+        raw: dict[str, Any] = {}
+    elif isinstance(source, Mapping):
+        raw = _deep_copy(source)
+    else:
+        path = Path(source)
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError("", f"config file {path} does not exist") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError("", f"{path} is not valid YAML: {exc}") from None
+        raw = loaded if loaded is not None else {}
+    if not isinstance(raw, dict):
+        raise ConfigError("", "the config must be a mapping of sections")
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    raw = _expand_env(raw, os.environ if environ is None else environ, "")
+    return _build(raw, check_model=check_model)
+
+
+def with_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
+    """A copy of ``cfg`` with dotted-path overrides applied and re-validated."""
+    return load_config(cfg.to_dict(), overrides)
+
+
+def parse_duration_ms(value: Any, path: str) -> int:
+    """Milliseconds from ``250``, ``"250ms"``, ``"10s"``, ``"5m"`` or ``"1h"``.
+
+    >>> parse_duration_ms("10s", "x"), parse_duration_ms(250, "x")
+    (10000, 250)
+    """
+    if isinstance(value, bool):
+        raise ConfigError(path, f"expected a duration such as 10s, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(path, "a duration cannot be negative")
+        return value
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            number, unit = int(match.group(1)), match.group(2) or "ms"
+            return number * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]
+    raise ConfigError(path, f"expected a duration such as 500ms, 10s or 5m, got {value!r}")
+
+
+def redact(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """Kafka properties safe to print: values of secret-looking keys are masked.
+
+    >>> redact({"security.protocol": "SASL_SSL", "sasl.jaas.config": "user=bob password=x"})
+    {'security.protocol': 'SASL_SSL', 'sasl.jaas.config': '***'}
+    """
+    return {
+        k: "***" if any(h in k.lower() for h in _SECRET_HINTS) and k != "security.protocol"
+        and not k.lower().endswith(".mechanism") else v
+        for k, v in properties.items()
+    }
+
+
+# -- building -----------------------------------------------------------------------------
+
+
+def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
+    _no_unknown(raw, _SECTIONS, "")
+    job = _section(raw, "job", JobSettings)
+    if job.parallelism < 1:
+        raise ConfigError("job.parallelism", "must be at least 1")
+    job = replace(
+        job,
+        checkpoint_interval_ms=parse_duration_ms(
+            job.checkpoint_interval_ms, "job.checkpoint_interval_ms"
+        ),
+    )
+    _choice(job.python_execution_mode, EXECUTION_MODES, "job.python_execution_mode")
+    _choice(job.delivery_guarantee, DELIVERY_GUARANTEES, "job.delivery_guarantee")
+    if job.delivery_guarantee == "exactly_once" and job.checkpoint_interval_ms == 0:
+        raise ConfigError(
+            "job.delivery_guarantee", "exactly_once needs checkpointing (checkpoint_interval_ms > 0)"
+        )
+
+    kafka = _section(raw, "kafka", KafkaSettings)
+    if not kafka.bootstrap_servers.strip():
+        raise ConfigError("kafka.bootstrap_servers", "must name at least one broker host:port")
+    _choice(kafka.starting_offsets, STARTING_OFFSETS, "kafka.starting_offsets")
+    props = kafka.properties
+    if not isinstance(props, Mapping):
+        raise ConfigError("kafka.properties", "must be a mapping of Kafka client properties")
+    kafka = replace(
+        kafka, properties={str(k): str(v) for k, v in props.items()}
+    )
+
+    topics = _section(raw, "topics", Topics)
+    for name in Topics.__dataclass_fields__:
+        value = getattr(topics, name)
+        if not isinstance(value, str) or not _TOPIC_RE.match(value):
+            raise ConfigError(
+                f"topics.{name}",
+                f"needs a topic name (letters, digits, '.', '_', '-'), got {value!r}",
+            )
+
+    sampling = _section(raw, "sampling", SamplingSettings)
+    _choice(sampling.strategy, SAMPLING_STRATEGIES, "sampling.strategy")
+
+    metrics = _section(raw, "metrics", MetricsSettings)
+    if metrics.report_every < 1:
+        raise ConfigError("metrics.report_every", "must be at least 1")
+
+    validation = _section(raw, "validation", ValidationSettings)
+    if validation.max_payload_bytes < 1:
+        raise ConfigError("validation.max_payload_bytes", "must be at least 1")
+
+    seed = raw.get("seed", 42)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError("seed", f"must be an integer, got {seed!r}")
+
+    model = _model_steps(raw.get("model", None))
+    cfg = Config(job, kafka, topics, model, sampling, metrics, validation, seed)
+    if check_model:
+        from stratiflow.learner import build_model  # river import is slow; only when needed
+
+        build_model(cfg.model)
+    return cfg
+
+
+def _model_steps(value: Any) -> tuple[ModelStep, ...]:
+    if value is None:
+        return DEFAULT_MODEL
+    if not isinstance(value, list) or not value:
+        raise ConfigError("model", "must be a non-empty list of {estimator: {params}}")
+    steps = []
+    for i, item in enumerate(value):
+        where = f"model[{i}]"
+        if isinstance(item, str):
+            item = {item: {}}
+        if not isinstance(item, dict) or len(item) != 1:
+            raise ConfigError(where, "each step is one mapping {module.Estimator: {params}}")
+        (path, params), = item.items()
+        if params is None:
+            params = {}
+        if not isinstance(path, str) or not isinstance(params, dict):
+            raise ConfigError(where, "each step is one mapping {module.Estimator: {params}}")
+        steps.append(ModelStep(path, dict(params)))
+    return tuple(steps)
+
+
+def _section(raw: dict[str, Any], name: str, cls: type) -> Any:
+    value = raw.get(name, {})
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(name, f"must be a mapping, got {type(value).__name__}")
+    fields = cls.__dataclass_fields__
+    _no_unknown(value, tuple(fields), name)
+    defaults = cls()
+    for key, given in value.items():
+        expected = getattr(defaults, key)
+        path = f"{name}.{key}"
+        if isinstance(expected, bool) and not isinstance(given, bool):
+            raise ConfigError(path, f"must be true or false, got {given!r}")
+        if isinstance(expected, int) and not isinstance(expected, bool):
+            if key.endswith("_ms"):
+                continue  # durations are parsed by the caller
+            if isinstance(given, bool) or not isinstance(given, int):
+                raise ConfigError(path, f"must be an integer, got {given!r}")
+        if isinstance(expected, str) and not isinstance(given, str):
+            raise ConfigError(path, f"must be a string, got {given!r}")
+    return cls(**value)
+
+
+def _no_unknown(value: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in value:
+        if key not in allowed:
+            path = f"{where}.{key}" if where else str(key)
+            raise ConfigError(path, f"unknown field (expected one of: {', '.join(allowed)})")
+
+
+def _choice(value: str, allowed: tuple[str, ...], path: str) -> None:
+    if value not in allowed:
+        raise ConfigError(path, f"{value!r} is not one of: {', '.join(allowed)}")
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(dotted, f"{part} is not a section")
+        node = child
+    # Kafka property names contain dots: kafka.properties.security.protocol=SSL.
+    if parts[:2] == ["kafka", "properties"] and len(parts) > 2:
+        props = raw.setdefault("kafka", {}).setdefault("properties", {})
+        props[".".join(parts[2:])] = value
+        return
+    node[parts[-1]] = value
+
+
+def _expand_env(value: Any, environ: Mapping[str, str], path: str) -> Any:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(path, f"environment variable {name} is not set")
+
+        return _ENV_RE.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, environ, f"{path}.{k}" if path else str(k))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, environ, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_deep_copy(v) for v in value]
+    return value

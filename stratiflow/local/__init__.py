@@ -1,0 +1,1 @@
+"""Local infrastructure: the Tansu broker, a standalone Flink cluster, connector jars."""

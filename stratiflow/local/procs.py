@@ -1,0 +1,209 @@
+"""Process and port helpers shared by the broker and the Flink cluster.
+
+Everything here is stdlib-only and works on Linux; where ``/proc`` is missing
+(macOS) the helpers degrade to less precise answers instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from stratiflow.local.errors import LocalInfraError
+
+LOOPBACK = "127.0.0.1"
+
+# Children started by this Python process. Keeping the Popen objects lets
+# ``terminate`` reap them (otherwise a stopped child lingers as a zombie that
+# still answers ``kill -0``) and avoids "subprocess still running" warnings.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def remember_child(proc: subprocess.Popen[bytes]) -> None:
+    """Keep ``proc`` so that it can be reaped when it is stopped."""
+    _CHILDREN[proc.pid] = proc
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """Return a TCP port that is free on ``host`` right now.
+
+    Another process may take it before it is used; callers that bind later
+    still have to handle "address in use".
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    """Tell whether a server could listen on ``host:port``.
+
+    SO_REUSEADDR mirrors what Tansu (tokio) and the JVM do, so connections of a
+    previous server still in TIME_WAIT do not count as "taken", but a listener
+    on the port (or on 0.0.0.0) does.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+        return True
+
+
+def port_accepts(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
+    """Tell whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def describe_listener(port: int) -> str | None:
+    """Name the process listening on ``port`` if ``ss`` can tell cheaply."""
+    ss = shutil.which("ss")
+    if ss is None:
+        return None
+    try:
+        out = subprocess.run(
+            [ss, "-Hltnp", f"sport = :{port}"],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
+    if match:
+        return f"{match.group(1)} (pid {match.group(2)})"
+    return None
+
+
+def ensure_port_free(port: int, what: str, hint: str) -> None:
+    """Raise ``LocalInfraError`` if ``port`` is taken on the loopback address."""
+    if not 0 < port < 65536:
+        raise LocalInfraError(f"invalid port {port} for {what}: use 1-65535")
+    if port_is_free(port):
+        return
+    holder = describe_listener(port)
+    by = f" by {holder}" if holder else ""
+    raise LocalInfraError(f"cannot start {what}: port {port} is already in use{by}. {hint}")
+
+
+def _proc_state(pid: int) -> str | None:
+    """The one-letter state from ``/proc/<pid>/stat`` (``None`` if unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself contain spaces.
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def _reap(pid: int) -> None:
+    proc = _CHILDREN.get(pid)
+    if proc is not None:
+        if proc.poll() is not None:
+            del _CHILDREN[pid]
+        return
+    # Not started through Popen here but maybe still our child (fork elsewhere).
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def pid_alive(pid: int) -> bool:
+    """Tell whether ``pid`` is a running (not zombie) process."""
+    if pid <= 0:
+        return False
+    _reap(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return _proc_state(pid) != "Z"
+
+
+def cmdline(pid: int) -> list[str] | None:
+    """The arguments of ``pid`` or ``None`` where ``/proc`` cannot tell."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def pids_matching(needle: str) -> list[int]:
+    """PIDs of live processes whose command line contains ``needle``."""
+    found: list[int] = []
+    me = os.getpid()
+    proc_root = Path("/proc")
+    if proc_root.is_dir():
+        for entry in proc_root.iterdir():
+            if not entry.name.isdigit() or int(entry.name) == me:
+                continue
+            args = cmdline(int(entry.name))
+            if args and any(needle in arg for arg in args) and pid_alive(int(entry.name)):
+                found.append(int(entry.name))
+        return sorted(found)
+    pgrep = shutil.which("pgrep")
+    if pgrep is None:
+        return []
+    out = subprocess.run(
+        [pgrep, "-f", re.escape(needle)], capture_output=True, text=True, check=False
+    ).stdout
+    return sorted(int(p) for p in out.split() if p.isdigit() and int(p) != me)
+
+
+def terminate(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
+    """SIGTERM ``pids``, wait up to ``timeout`` s, then SIGKILL what is left.
+
+    Returns the PIDs that were alive when asked to stop.
+    """
+    alive = [pid for pid in pids if pid_alive(pid)]
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(pid_alive(p) for p in alive):
+        time.sleep(0.1)
+    for pid in alive:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and any(pid_alive(p) for p in alive):
+        time.sleep(0.05)
+    return alive
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a text file ('' if it does not exist)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 16384))
+            data = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def indented(text: str, prefix: str = "  | ") -> str:
+    """``text`` with every line prefixed, for log tails inside messages."""
+    return "\n".join(prefix + line for line in text.splitlines())

@@ -1,0 +1,173 @@
+"""The records that flow through stratiflow and their JSON codec.
+
+Every Kafka record is one JSON object. Inputs are *events*; outputs are
+*predictions*, *metrics* reports and *dead letters*. The JSON Schemas in
+``schemas/`` describe the same contracts; the README documents every field.
+
+>>> event = Event(id="e1", ts=1_700_000_000_000, features={"x": 1.5}, label=True)
+>>> event.key, event.labelled
+('default', True)
+>>> class_key(True), class_key(3), class_key("spam")
+('true', '3', 'spam')
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: A label as it arrives in JSON. Floats are not labels (classification only).
+Label = str | int | bool
+#: A feature value as it arrives in JSON (``None`` means missing).
+FeatureValue = float | int | str | bool | None
+
+DEFAULT_KEY = "default"
+METRICS_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where a record was read from, so a user can find it again."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
+class Event:
+    """One sample: features, an optional label, and the model key it belongs to."""
+
+    id: str
+    ts: int
+    features: dict[str, FeatureValue]
+    label: Label | None = None
+    key: str = DEFAULT_KEY
+    source: SourceRef | None = None
+
+    @property
+    def labelled(self) -> bool:
+        return self.label is not None
+
+    def model_input(self) -> dict[str, Any]:
+        """Features as River sees them: missing (null) features are left out."""
+        return {name: value for name, value in self.features.items() if value is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "ts": self.ts, "features": self.features}
+        if self.label is not None:
+            out["label"] = self.label
+        out["key"] = self.key
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What the model said about one event, before it learned from that event."""
+
+    id: str
+    ts: int
+    key: str
+    y_pred: Label | None
+    proba: dict[Label, float]
+    model_version: int
+    emitted_at: int
+    y_true: Label | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "ts": self.ts,
+            "key": self.key,
+            "y_pred": self.y_pred,
+            "proba": {class_key(c): p for c, p in self.proba.items()},
+            "model_version": self.model_version,
+            "emitted_at": self.emitted_at,
+        }
+        if self.y_true is not None:
+            out["y_true"] = self.y_true
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an input cannot be used: a stable machine ``reason`` and a sentence for people."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected input with everything needed to find, understand and replay it."""
+
+    reason: str
+    detail: str
+    raw: bytes | None
+    source: SourceRef | None
+    at: int
+    key: str | None = field(default=None)
+
+    @classmethod
+    def of(
+        cls,
+        rejection: Rejection,
+        raw: bytes | None,
+        source: SourceRef | None,
+        at: int,
+        key: str | None = None,
+    ) -> DeadLetter:
+        return cls(rejection.reason, rejection.detail, raw, source, at, key)
+
+    def to_dict(self) -> dict[str, Any]:
+        raw_text, encoding = encode_raw(self.raw)
+        return {
+            "reason": self.reason,
+            "detail": self.detail,
+            "raw": raw_text,
+            "raw_encoding": encoding,
+            "topic": self.source.topic if self.source else None,
+            "partition": self.source.partition if self.source else None,
+            "offset": self.source.offset if self.source else None,
+            "key": self.key,
+            "at": self.at,
+        }
+
+
+def encode_raw(raw: bytes | None) -> tuple[str | None, str]:
+    """Original bytes as text when they are UTF-8, else base64.
+
+    >>> encode_raw(b'{"a": 1}')
+    ('{"a": 1}', 'utf-8')
+    >>> encode_raw(b"\\xff\\x00")
+    ('/wA=', 'base64')
+    """
+    if raw is None:
+        return None, "none"
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def class_key(label: Label) -> str:
+    """The JSON object key used for a class in ``proba`` and per-class metrics.
+
+    JSON object keys are strings, so booleans become ``"true"``/``"false"`` (as in
+    JSON itself) and integers their decimal text.
+    """
+    if isinstance(label, bool):
+        return "true" if label else "false"
+    return str(label)
+
+
+def to_json(record: Mapping[str, Any]) -> str:
+    """Compact JSON; NaN/Infinity are refused because JSON has no such numbers."""
+    return json.dumps(record, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def to_json_bytes(record: Mapping[str, Any]) -> bytes:
+    return to_json(record).encode("utf-8")

@@ -1,0 +1,209 @@
+"""Turn raw bytes into an :class:`~stratiflow.records.Event` or a reason why not.
+
+Validation never raises on bad input: it returns a
+:class:`~stratiflow.records.Rejection`, which the job sends to the dead-letter
+topic with the raw payload and its source coordinates.
+
+>>> parse_event(b'{"id": "a", "ts": 1, "features": {"x": 1}, "label": 1}')
+Event(id='a', ts=1, features={'x': 1}, label=1, key='default', source=None)
+>>> parse_event(b'{"id": "a", "ts": 1, "features": {"x": NaN}}')
+Rejection(reason='non_finite_number', detail='NaN is not a JSON number; send null for a missing value')
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from stratiflow.records import DEFAULT_KEY, Event, Label, Rejection, SourceRef
+
+#: Reasons a record can be rejected, with what they mean (documented in the README).
+REASONS: dict[str, str] = {
+    "empty_payload": "the Kafka record has no value (null or zero bytes)",
+    "payload_too_large": "the payload is larger than validation.max_payload_bytes",
+    "not_utf8": "the payload is not valid UTF-8 text",
+    "invalid_json": "the payload is not valid JSON",
+    "non_finite_number": "the JSON contains NaN or Infinity",
+    "not_an_object": "the JSON value is not an object",
+    "missing_field": "a required field (id, ts, features) is absent",
+    "bad_id": "id is not a non-empty string",
+    "bad_timestamp": "ts is not an integer number of milliseconds since the epoch",
+    "bad_key": "key is not a non-empty string",
+    "bad_features": "features is not an object, or is empty, or has too many entries",
+    "bad_feature_value": "a feature value is not a number, string, boolean or null",
+    "bad_label": "label is not a string, integer or boolean",
+    "label_not_supported": "the configured model cannot learn this label (e.g. a binary model)",
+    "model_rejected_input": "the model raised an error on this event's features",
+}
+
+_MAX_TS = 2**53  # JSON numbers above this lose integer precision in many clients.
+
+
+@dataclass(frozen=True, slots=True)
+class LabelPolicy:
+    """Which labels the configured model can learn.
+
+    Binary River classifiers (e.g. ``LogisticRegression``) learn booleans; JSON
+    ``0``/``1`` are accepted too because River treats them as False/True.
+    """
+
+    binary: bool = False
+
+    def check(self, label: Label) -> Rejection | None:
+        if self.binary and not (isinstance(label, bool) or label in (0, 1)):
+            return Rejection(
+                "label_not_supported",
+                f"label {label!r} given to a binary model; use true/false (or 0/1)",
+            )
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits that protect the job from hostile or broken producers."""
+
+    max_payload_bytes: int = 1_048_576
+    max_features: int = 10_000
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def parse_event(
+    raw: bytes | None,
+    source: SourceRef | None = None,
+    *,
+    limits: Limits = Limits(),  # noqa: B008 - frozen, so a shared default is safe
+    label_policy: LabelPolicy = LabelPolicy(),  # noqa: B008
+    default_key: str = DEFAULT_KEY,
+) -> Event | Rejection:
+    """Decode and validate one record value.
+
+    Parameters
+    ----------
+    raw
+        The Kafka record value, untouched.
+    source
+        Where it came from; copied onto the event for later dead letters.
+    limits
+        Payload and feature-count limits.
+    label_policy
+        Which labels the configured model accepts.
+    default_key
+        Model key for events that carry none.
+    """
+    if not raw:
+        return Rejection("empty_payload", "the record has no value")
+    if len(raw) > limits.max_payload_bytes:
+        return Rejection(
+            "payload_too_large",
+            f"{len(raw)} bytes is more than the limit of {limits.max_payload_bytes} bytes",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection("not_utf8", f"byte {exc.start} is not valid UTF-8")
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except _NonFinite as exc:
+        return Rejection(
+            "non_finite_number", f"{exc} is not a JSON number; send null for a missing value"
+        )
+    except json.JSONDecodeError as exc:
+        return Rejection("invalid_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}")
+    except RecursionError:
+        return Rejection("invalid_json", "the JSON is nested too deeply")
+    return event_from_object(obj, source, limits=limits, label_policy=label_policy,
+                             default_key=default_key)
+
+
+def event_from_object(
+    obj: Any,
+    source: SourceRef | None = None,
+    *,
+    limits: Limits = Limits(),  # noqa: B008
+    label_policy: LabelPolicy = LabelPolicy(),  # noqa: B008
+    default_key: str = DEFAULT_KEY,
+) -> Event | Rejection:
+    """Validate an already-decoded JSON value against the event contract."""
+    if not isinstance(obj, dict):
+        return Rejection("not_an_object", f"expected a JSON object, got {_json_type(obj)}")
+    for name in ("id", "ts", "features"):
+        if name not in obj:
+            return Rejection("missing_field", f"required field {name!r} is missing")
+
+    event_id = obj["id"]
+    if not isinstance(event_id, str) or not event_id:
+        return Rejection("bad_id", f"id must be a non-empty string, got {_json_type(event_id)}")
+
+    ts = obj["ts"]
+    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < _MAX_TS:
+        return Rejection(
+            "bad_timestamp",
+            f"ts must be an integer of milliseconds since the epoch, got {_short(ts)}",
+        )
+
+    key = obj.get("key", default_key)
+    if key is None:
+        key = default_key
+    if not isinstance(key, str) or not key:
+        return Rejection("bad_key", f"key must be a non-empty string, got {_json_type(key)}")
+
+    features = obj["features"]
+    if not isinstance(features, dict):
+        return Rejection(
+            "bad_features", f"features must be an object, got {_json_type(features)}"
+        )
+    if not features:
+        return Rejection("bad_features", "features is empty")
+    if len(features) > limits.max_features:
+        return Rejection(
+            "bad_features",
+            f"{len(features)} features is more than the limit of {limits.max_features}",
+        )
+    for name, value in features.items():
+        if value is not None and not isinstance(value, int | float | str):
+            return Rejection(
+                "bad_feature_value",
+                f"feature {name!r} is {_json_type(value)}; "
+                "use a number, string, boolean or null",
+            )
+
+    label = obj.get("label")
+    if label is not None:
+        if not isinstance(label, str | int):  # bool is an int
+            return Rejection(
+                "bad_label", f"label must be a string, integer or boolean, got {_json_type(label)}"
+            )
+        rejection = label_policy.check(label)
+        if rejection is not None:
+            return rejection
+
+    return Event(id=event_id, ts=ts, features=features, label=label, key=key, source=source)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
