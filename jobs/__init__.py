@@ -1,0 +1,1 @@
+"""Job graphs: ``build_pipeline`` wires the operators; thin ``main()``s run them."""

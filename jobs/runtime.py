@@ -1,0 +1,62 @@
+"""The Flink execution environment for stratiflow jobs."""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+
+from pyflink.common import Configuration
+from pyflink.datastream import StreamExecutionEnvironment
+
+from stratiflow.config import Config
+from stratiflow.local.paths import local_paths
+
+REQUIRED_JARS = ("flink-connector-kafka.jar", "kafka-clients.jar", "stratiflow-connectors.jar")
+
+
+class SetupError(RuntimeError):
+    """Something the job needs on this machine is missing."""
+
+
+def launched_by_flink_cli() -> bool:
+    """True under ``flink run -py`` (the CLI starts the gateway and tells us its port)."""
+    return "PYFLINK_GATEWAY_PORT" in os.environ
+
+
+def connector_jars() -> list[str]:
+    """file:// URLs of the jars every job ships; a clear error when they are missing."""
+    lib = local_paths().lib_dir
+    missing = [name for name in REQUIRED_JARS if not (lib / name).is_file()]
+    if missing:
+        raise SetupError(
+            f"missing connector jars in {lib}: {', '.join(missing)}; "
+            "run `make setup` (or `stratiflow local setup`)"
+        )
+    return [(lib / name).as_uri() for name in REQUIRED_JARS]
+
+
+def create_env(cfg: Config, *, embedded: bool | None = None) -> StreamExecutionEnvironment:
+    """An environment configured from ``cfg``: parallelism, checkpoints, Python mode, jars.
+
+    ``embedded`` (default: not launched by ``flink run``) means a local
+    MiniCluster in this process, whose Python workers must use this venv.
+    """
+    if embedded is None:
+        embedded = not launched_by_flink_cli()
+    jars = connector_jars()
+    config = Configuration()
+    config.set_string("python.execution-mode", cfg.job.python_execution_mode)
+    if embedded:
+        config.set_string("python.executable", sys.executable)
+        config.set_string("python.client.executable", sys.executable)
+        if cfg.job.python_execution_mode == "thread":
+            # The embedded interpreter finds pemja and river only through PYTHONPATH.
+            paths = [*site.getsitepackages(), os.environ.get("PYTHONPATH", "")]
+            os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    env.set_parallelism(cfg.job.parallelism)
+    if cfg.job.checkpoint_interval_ms > 0:
+        env.enable_checkpointing(cfg.job.checkpoint_interval_ms)
+    env.add_jars(*jars)
+    return env

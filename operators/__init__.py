@@ -1,0 +1,1 @@
+"""Flink functions that wrap the pure ``stratiflow`` core, one concern each."""

@@ -1,0 +1,47 @@
+"""Parse and validate raw records; rejects go to the dead-letter side output."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from pyflink.datastream import ProcessFunction
+
+from operators.tags import DEAD_LETTERS
+from stratiflow.config import Config
+from stratiflow.learner import build_model, label_policy
+from stratiflow.records import DeadLetter, Rejection, SourceRef, to_json
+from stratiflow.validate import Limits, parse_event
+
+
+class ParseEvents(ProcessFunction):
+    """Raw Kafka record → :class:`~stratiflow.records.Event`, or a dead letter.
+
+    Never raises on bad input: every record leaves either as an event on the
+    main output or as a dead letter carrying its reason, raw payload and
+    topic/partition/offset.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    def open(self, runtime_context: Any) -> None:
+        self.limits = Limits(
+            max_payload_bytes=self.cfg.validation.max_payload_bytes,
+            max_features=self.cfg.validation.max_features,
+        )
+        self.label_policy = label_policy(build_model(self.cfg.model))
+
+    def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterator[Any]:
+        source = SourceRef(value.topic, value.partition, value.offset)
+        raw = bytes(value.value) if value.value is not None else None
+        try:
+            result = parse_event(raw, source, limits=self.limits, label_policy=self.label_policy)
+        except Exception as exc:  # a validator bug must not kill the job or lose the record
+            result = Rejection("invalid_event", f"validation failed: {type(exc).__name__}: {exc}")
+        if isinstance(result, Rejection):
+            letter = DeadLetter.of(result, raw, source, at=int(time.time() * 1000))
+            yield DEAD_LETTERS, to_json(letter.to_dict())
+        else:
+            yield result

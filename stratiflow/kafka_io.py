@@ -1,0 +1,211 @@
+"""Kafka clients for the CLI and tests (kafka-python), configured like the job.
+
+The job's ``kafka.properties`` use the Java client's property names, because
+they go unchanged to Flink's source and sink. :func:`client_options` translates
+the ones kafka-python understands, so one config drives both, security settings
+included.
+
+>>> client_options({"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+...                 "ssl.truststore.location": "/ca.pem", "ssl.truststore.type": "PEM"})
+{'security_protocol': 'SASL_SSL', 'sasl_mechanism': 'SCRAM-SHA-512', 'ssl_cafile': '/ca.pem'}
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+# Java client property → kafka-python keyword. Properties kafka-python has no
+# equivalent for (or that only the JVM needs) are skipped, never guessed.
+_JAVA_TO_PYTHON = {
+    "security.protocol": "security_protocol",
+    "sasl.mechanism": "sasl_mechanism",
+    "sasl.username": "sasl_plain_username",
+    "sasl.password": "sasl_plain_password",
+    "ssl.truststore.location": "ssl_cafile",
+    "ssl.keystore.location": "ssl_certfile",
+    "ssl.key.location": "ssl_keyfile",
+    "ssl.key.password": "ssl_password",
+    "ssl.endpoint.identification.algorithm": "ssl_check_hostname",
+    "client.id": "client_id",
+    "request.timeout.ms": "request_timeout_ms",
+}
+_JAAS_RE = re.compile(r'(username|password)\s*=\s*"([^"]*)"')
+
+
+def client_options(properties: Mapping[str, str]) -> dict[str, Any]:
+    """kafka-python keyword arguments equivalent to Java client properties.
+
+    Credentials inside ``sasl.jaas.config`` (``username="..." password="..."``)
+    are extracted for kafka-python's SASL/PLAIN and SCRAM support.
+    """
+    out: dict[str, Any] = {}
+    for key, value in properties.items():
+        target = _JAVA_TO_PYTHON.get(key)
+        if target == "ssl_check_hostname":
+            out[target] = value.strip().lower() == "https"
+        elif target == "request_timeout_ms":
+            out[target] = int(value)
+        elif target is not None:
+            out[target] = value
+        elif key == "sasl.jaas.config":
+            for name, secret in _JAAS_RE.findall(value):
+                out[f"sasl_plain_{name}"] = secret
+    return out
+
+
+def producer(bootstrap: str, properties: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+    """A kafka-python producer tuned for bulk sends (batched, acks=all)."""
+    from kafka import KafkaProducer
+
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "linger_ms": 20,
+        "batch_size": 256 * 1024,
+        "max_request_size": 8 * 1024 * 1024,
+    }
+    options.update(client_options(properties or {}))
+    options.update(kwargs)
+    return KafkaProducer(**options)
+
+
+def consumer(bootstrap: str, properties: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+    """A kafka-python consumer without a group (partitions are assigned manually)."""
+    from kafka import KafkaConsumer
+
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "enable_auto_commit": False,
+        "group_id": None,
+    }
+    options.update(client_options(properties or {}))
+    options.update(kwargs)
+    return KafkaConsumer(**options)
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: Mapping[str, int],
+    properties: Mapping[str, str] | None = None,
+) -> None:
+    """Create the topics that do not exist yet, with the given partition counts."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **client_options(properties or {}))
+    try:
+        existing = set(admin.list_topics())
+        new = [
+            NewTopic(name, num_partitions=n, replication_factor=1)
+            for name, n in topics.items()
+            if name not in existing
+        ]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def partitions(bootstrap: str, topic: str, properties: Mapping[str, str] | None = None,
+               timeout_s: float = 10.0) -> list[int]:
+    """The topic's partition ids (waits briefly for metadata after auto-creation)."""
+    client = consumer(bootstrap, properties)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = client.partitions_for_topic(topic)
+            if found:
+                return sorted(found)
+            if time.monotonic() > deadline:
+                return []
+            client.topics()  # refresh metadata
+            time.sleep(0.2)
+    finally:
+        client.close()
+
+
+def end_offsets(
+    bootstrap: str, topic: str, properties: Mapping[str, str] | None = None
+) -> dict[int, int]:
+    """The true end offset (last offset + 1) of every partition of ``topic``.
+
+    Some brokers (Tansu) answer ListOffsets "latest" with the base offset of the
+    last *batch* + 1, which would cut off the tail of a bounded read. So this
+    seeks to one before the reported end and reads what is really there.
+    """
+    from kafka import TopicPartition
+
+    ids = partitions(bootstrap, topic, properties)
+    client = consumer(bootstrap, properties, consumer_timeout_ms=1000)
+    try:
+        tps = [TopicPartition(topic, p) for p in ids]
+        reported = client.end_offsets(tps)
+        ends = {tp.partition: int(reported[tp]) for tp in tps}
+        pending = [tp for tp in tps if reported[tp] > 0]
+        if not pending:
+            return ends
+        client.assign(pending)
+        for tp in pending:
+            client.seek(tp, reported[tp] - 1)
+        idle = 0
+        while idle < 3:
+            batch = client.poll(timeout_ms=500)
+            if not batch:
+                idle += 1
+                continue
+            idle = 0
+            for tp, records in batch.items():
+                ends[tp.partition] = max(ends[tp.partition], records[-1].offset + 1)
+        return ends
+    finally:
+        client.close()
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    properties: Mapping[str, str] | None = None,
+    *,
+    from_beginning: bool = True,
+    idle_timeout_s: float = 3.0,
+    max_records: int | None = None,
+    follow: bool = False,
+) -> Iterator[Any]:
+    """Yield the records of every partition of ``topic``.
+
+    Stops after ``max_records``, or when nothing arrived for ``idle_timeout_s``
+    (unless ``follow``, which waits forever).
+    """
+    from kafka import TopicPartition
+
+    ids = partitions(bootstrap, topic, properties, timeout_s=idle_timeout_s if not follow else 60)
+    client = consumer(bootstrap, properties)
+    try:
+        tps = [TopicPartition(topic, p) for p in ids]
+        client.assign(tps)
+        if from_beginning:
+            client.seek_to_beginning(*tps)
+        else:
+            client.seek_to_end(*tps)
+        seen = 0
+        last = time.monotonic()
+        while True:
+            batch = client.poll(timeout_ms=200)
+            if batch:
+                last = time.monotonic()
+            for records in batch.values():
+                for record in records:
+                    yield record
+                    seen += 1
+                    if max_records is not None and seen >= max_records:
+                        return
+            if not follow and time.monotonic() - last > idle_timeout_s:
+                return
+    finally:
+        client.close()
