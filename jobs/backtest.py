@@ -66,3 +66,33 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
         for handle in handles.values():
             handle.close()
     return BacktestResult(len(rows), counts["p"], counts["m"], counts["d"], out_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+    import sys
+
+    from jobs.runtime import SetupError
+    from jobs.train_predict import config_from_args
+    from stratiflow.config import ConfigError
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--bootstrap-servers")
+    args = parser.parse_args(argv)
+    try:
+        result = run_backtest(args.events, config_from_args(args), args.out)
+    except (ConfigError, SetupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = {k: v for k, v in vars(result).items() if k != "out_dir"}
+    print(json.dumps({**summary, "out_dir": str(result.out_dir)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -337,17 +337,17 @@ def _choice(value: str, allowed: tuple[str, ...], path: str) -> None:
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
+    # Kafka property names contain dots: kafka.properties.security.protocol=SSL.
+    if parts[:2] == ["kafka", "properties"] and len(parts) > 2:
+        props = raw.setdefault("kafka", {}).setdefault("properties", {})
+        props[".".join(parts[2:])] = value
+        return
     node = raw
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
             raise ConfigError(dotted, f"{part} is not a section")
         node = child
-    # Kafka property names contain dots: kafka.properties.security.protocol=SSL.
-    if parts[:2] == ["kafka", "properties"] and len(parts) > 2:
-        props = raw.setdefault("kafka", {}).setdefault("properties", {})
-        props[".".join(parts[2:])] = value
-        return
     node[parts[-1]] = value
 
 

@@ -66,7 +66,9 @@ def label_policy(model: Any) -> LabelPolicy:
     return LabelPolicy(binary=not getattr(model, "_multiclass", True))
 
 
-def _instantiate(path: str, params: Mapping[str, Any], where: str) -> Any:
+def _instantiate(
+    path: str, params: Mapping[str, Any], where: str, base: type = river_base.Estimator
+) -> Any:
     module_name, _, class_name = path.rpartition(".")
     if not module_name or not class_name:
         raise ConfigError(where, "expected module.Estimator under river, e.g. linear_model.Perceptron")
@@ -75,8 +77,9 @@ def _instantiate(path: str, params: Mapping[str, Any], where: str) -> Any:
     except ImportError:
         raise ConfigError(where, f"river has no module {module_name!r}") from None
     cls = getattr(module, class_name, None)
-    if not inspect.isclass(cls) or not issubclass(cls, river_base.Estimator):
-        raise ConfigError(where, f"river.{module_name} has no estimator {class_name!r}")
+    if not inspect.isclass(cls) or not issubclass(cls, base):
+        kind = "estimator" if base is river_base.Estimator else "class"
+        raise ConfigError(where, f"river.{module_name} has no {kind} {class_name!r}")
     signature = inspect.signature(cls)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
     kwargs = {}
@@ -97,7 +100,8 @@ def _param_value(value: Any, where: str) -> Any:
         if isinstance(key, str) and "." in key and key[:1].islower() and (
             inner is None or isinstance(inner, dict)
         ):
-            return _instantiate(key, inner or {}, f"{where}.{key}")
+            # Parameters may be any River object: optimizers, losses, initializers...
+            return _instantiate(key, inner or {}, f"{where}.{key}", river_base.Base)
     return value
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from stratiflow.local.errors import LocalInfraError
+from stratiflow.local.errors import LocalInfraError, PortInUseError
 
 LOOPBACK = "127.0.0.1"
 
@@ -101,7 +101,7 @@ def ensure_port_free(port: int, what: str, hint: str) -> None:
         return
     holder = describe_listener(port)
     by = f" by {holder}" if holder else ""
-    raise LocalInfraError(f"cannot start {what}: port {port} is already in use{by}. {hint}")
+    raise PortInUseError(f"cannot start {what}: port {port} is already in use{by}. {hint}", port)
 
 
 def _proc_state(pid: int) -> str | None:

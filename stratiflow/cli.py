@@ -1,0 +1,367 @@
+"""The ``stratiflow`` command line: produce, submit, tail, backtest, demo, local.
+
+The CLI never imports PyFlink itself: jobs run in their own Python process
+(``python -m jobs.train_predict`` locally, ``flink run -py`` on a cluster), so
+this module stays in the pure core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from stratiflow.config import Config, ConfigError, load_config, redact
+from stratiflow.local.paths import REPO_ROOT, local_paths
+from stratiflow.records import to_json_bytes
+
+JOBS_DIR = Path(__file__).resolve().parents[1] / "jobs"
+
+
+# -- shared helpers -------------------------------------------------------------------------
+
+
+def _config_from(args: argparse.Namespace, *, check_model: bool = True) -> Config:
+    overrides: dict[str, Any] = {}
+    for item in getattr(args, "set", None) or []:
+        path, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(item, "expected PATH=VALUE")
+        overrides[path] = yaml.safe_load(value)
+    if getattr(args, "bootstrap_servers", None):
+        overrides["kafka.bootstrap_servers"] = args.bootstrap_servers
+    return load_config(getattr(args, "config", None), overrides, check_model=check_model)
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="job YAML (defaults apply when omitted)")
+    parser.add_argument("--bootstrap-servers", help="override kafka.bootstrap_servers")
+    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                        help="override any config value, e.g. --set metrics.report_every=100")
+
+
+class Progress:
+    """A one-line progress bar on stderr (no-op when stderr is not a terminal and quiet)."""
+
+    def __init__(self, total: int | None, stream: TextIO = sys.stderr, quiet: bool = False):
+        self.total, self.stream, self.quiet = total, stream, quiet
+        self.count = 0
+        self.start = time.monotonic()
+        self._last_draw = 0.0
+
+    def update(self, n: int = 1) -> None:
+        self.count += n
+        now = time.monotonic()
+        if now - self._last_draw >= 0.2:
+            self._draw(now)
+
+    def close(self) -> None:
+        self._draw(time.monotonic())
+        if not self.quiet:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self, now: float) -> None:
+        self._last_draw = now
+        if self.quiet:
+            return
+        rate = self.count / max(now - self.start, 1e-9)
+        if self.total:
+            done = int(30 * self.count / self.total)
+            bar = "#" * done + "." * (30 - done)
+            text = f"\r[{bar}] {self.count}/{self.total} events  {rate:,.0f} ev/s"
+        else:
+            text = f"\r{self.count} events  {rate:,.0f} ev/s"
+        self.stream.write(text)
+        self.stream.flush()
+
+
+# -- produce --------------------------------------------------------------------------------
+
+
+def _produce_records(args: argparse.Namespace) -> tuple[Iterable[bytes], int | None]:
+    from stratiflow import sources
+
+    source = str(args.source)
+    keys = [k for k in (args.keys or "default").split(",") if k]
+    start_ts = args.start_ts if args.start_ts is not None else int(time.time() * 1000)
+    path = Path(source)
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or (
+        path.exists() and path.suffix.lower() != ".csv"
+    ):
+        if not path.is_file():
+            raise ValueError(f"{path} does not exist")
+        return sources.jsonl_records(path), None
+    if path.suffix.lower() == ".csv":
+        if not path.is_file():
+            raise ValueError(f"{path} does not exist")
+        events: Iterable[dict[str, Any]] = sources.csv_events(
+            path, label_column=args.label_column, start_ts=start_ts,
+            interval_ms=args.interval_ms,
+        )
+        return (to_json_bytes(e) for e in events), None
+    events = sources.river_events(
+        source.lower(), n=args.n, seed=args.seed, start_ts=start_ts,
+        interval_ms=args.interval_ms, keys=keys, unlabelled_fraction=args.unlabelled_fraction,
+    )
+    return (to_json_bytes(e) for e in events), None
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from stratiflow import kafka_io
+    from stratiflow.sources import record_key
+
+    cfg = _config_from(args, check_model=False)
+    topic = args.topic or cfg.topics.events
+    try:
+        records, total = _produce_records(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.limit is not None:
+        total = args.limit if total is None else min(total, args.limit)
+    if total is None and args.n is not None:
+        total = args.n
+    producer = kafka_io.producer(cfg.kafka.bootstrap_servers, cfg.kafka.properties)
+    progress = Progress(total, quiet=args.quiet)
+    start = time.monotonic()
+    sent = 0
+    try:
+        for raw in records:
+            if args.limit is not None and sent >= args.limit:
+                break
+            if args.rate:
+                delay = start + sent / args.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            producer.send(topic, key=record_key(raw), value=raw)
+            sent += 1
+            progress.update()
+        producer.flush()
+    finally:
+        producer.close()
+        progress.close()
+    print(f"produced {sent} events to {topic} on {cfg.kafka.bootstrap_servers}", file=sys.stderr)
+    return 0
+
+
+# -- tail -----------------------------------------------------------------------------------
+
+
+def format_record(value: bytes) -> str:
+    """A one-line human view of a prediction, metrics report or dead letter."""
+    try:
+        obj = json.loads(value)
+    except ValueError:
+        return f"(not JSON) {value[:120]!r}"
+    if not isinstance(obj, dict):
+        return json.dumps(obj)
+    if "schema_version" in obj and "counts" in obj:
+        c, m = obj["counts"], obj.get("cumulative", {})
+        per_class = " ".join(
+            f"{k}:P={v['precision']:.3f}/R={v['recall']:.3f}/n={v['support']}"
+            for k, v in m.get("per_class", {}).items()
+        )
+        loss = m.get("log_loss")
+        return (
+            f"metrics key={obj['key']:<10} report={obj['report']:<4}"
+            f"{' FINAL' if obj.get('final') else ''} seen={c['seen']:<7} scored={c['scored']:<7} "
+            f"acc={m.get('accuracy', 0):.4f} macroF1={m.get('macro_f1', 0):.4f} "
+            f"logloss={loss if loss is None else round(loss, 4)}  {per_class}"
+        )
+    if "reason" in obj and "raw" in obj:
+        raw = obj.get("raw") or ""
+        return (
+            f"dead-letter {obj['reason']:<22} {obj.get('topic')}/{obj.get('partition')}"
+            f"@{obj.get('offset')}  {obj.get('detail')}  raw={raw[:60]!r}"
+        )
+    if "y_pred" in obj and "proba" in obj:
+        best = max(obj["proba"].values(), default=0.0)
+        truth = ""
+        if "y_true" in obj:
+            truth = f" y_true={json.dumps(obj['y_true'])} {'ok' if obj['y_true'] == obj['y_pred'] else 'MISS'}"
+        return (
+            f"prediction id={obj['id']:<16} key={obj['key']:<10} y_pred={json.dumps(obj['y_pred'])}"
+            f" p={best:.3f} v={obj['model_version']}{truth}"
+        )
+    return json.dumps(obj)
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from stratiflow import kafka_io
+
+    cfg = _config_from(args, check_model=False)
+    topic = getattr(cfg.topics, args.topic.replace("-", "_"), args.topic)
+    follow = args.max is None and args.idle_exit is None
+    count = 0
+    try:
+        for record in kafka_io.read_topic(
+            cfg.kafka.bootstrap_servers, topic, cfg.kafka.properties,
+            from_beginning=args.from_beginning, max_records=args.max,
+            idle_timeout_s=args.idle_exit if args.idle_exit is not None else 3.0,
+            follow=follow,
+        ):
+            value = record.value or b""
+            print(value.decode("utf-8", "replace") if args.json else format_record(value))
+            count += 1
+    except KeyboardInterrupt:
+        pass
+    print(f"({count} records from {topic})", file=sys.stderr)
+    return 0
+
+
+# -- submit / backtest ----------------------------------------------------------------------
+
+
+def _job_args(args: argparse.Namespace) -> list[str]:
+    out: list[str] = []
+    if args.config:
+        out += ["--config", str(Path(args.config).resolve())]
+    for item in args.set:
+        out += ["--set", item]
+    if args.bootstrap_servers:
+        out += ["--bootstrap-servers", args.bootstrap_servers]
+    if getattr(args, "bounded", False):
+        out.append("--bounded")
+    return out
+
+
+def submit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The command (and environment) that runs the job, locally or on a cluster."""
+    env = dict(os.environ)
+    job = str(JOBS_DIR / "train_predict.py")
+    if not args.jobmanager:
+        return [sys.executable, "-m", "jobs.train_predict", *_job_args(args)], env
+    from stratiflow.local import flink
+
+    host, _, port = args.jobmanager.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("--jobmanager", f"expected HOST:PORT, got {args.jobmanager!r}")
+    env.update(flink.cluster_env(args.flink_instance) if args.flink_instance else {})
+    env["PYFLINK_CLIENT_EXECUTABLE"] = sys.executable
+    command = [
+        str(flink.flink_cli()), "run",
+        f"-Drest.address={host}", f"-Drest.port={port}",
+        "-pyclientexec", sys.executable,
+        "-pyfs", ",".join(str(REPO_ROOT / p) for p in ("stratiflow", "operators", "jobs")),
+    ]
+    if args.detached:
+        command.append("-d")
+    command += ["-py", job, *_job_args(args)]
+    return command, env
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    cfg = _config_from(args)  # fail here, with the field's name, not inside Flink
+    print(f"job {cfg.job.name}: {cfg.topics.events} -> {cfg.topics.predictions}, "
+          f"{cfg.topics.metrics}, {cfg.topics.dead_letters} on {cfg.kafka.bootstrap_servers} "
+          f"(kafka properties: {redact(cfg.kafka.properties)})", file=sys.stderr)
+    command, env = submit_command(args)
+    if args.detached and not args.jobmanager:
+        log = local_paths().log_dir / f"job-{int(time.time())}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as handle:
+            proc = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                    start_new_session=True, cwd=REPO_ROOT)
+        print(f"job running in the background (pid {proc.pid}, log {log})")
+        return 0
+    return subprocess.call(command, env=env, cwd=REPO_ROOT)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    _config_from(args)
+    if not Path(args.events).is_file():
+        print(f"error: {args.events} does not exist", file=sys.stderr)
+        return 2
+    command = [sys.executable, "-m", "jobs.backtest", "--events", str(Path(args.events).resolve()),
+               "--out", str(Path(args.out).resolve()), *_job_args(args)]
+    return subprocess.call(command, cwd=REPO_ROOT)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stratiflow.demo import run_demo
+
+    return run_demo(port=args.port, keep=args.keep)
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from stratiflow.local.cli import add_local_commands
+    from stratiflow.sources import dataset_names
+
+    parser = argparse.ArgumentParser(prog="stratiflow", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("produce", help="send events from a file or River dataset to Kafka")
+    p.add_argument("source", help=f"a .jsonl or .csv file, or one of: {', '.join(dataset_names())}")
+    p.add_argument("--topic", help="topic (default: the config's events topic)")
+    p.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
+    p.add_argument("--limit", type=int, help="stop after this many events")
+    p.add_argument("--n", type=int, help="events to generate from a River generator")
+    p.add_argument("--seed", type=int, default=42, help="seed for generators")
+    p.add_argument("--keys", help="comma-separated model keys, assigned round-robin")
+    p.add_argument("--start-ts", type=int, help="event time of the first event (ms; default now)")
+    p.add_argument("--interval-ms", type=int, default=1000, help="event-time step between events")
+    p.add_argument("--unlabelled-fraction", type=float, default=0.0,
+                   help="share of generated events sent without a label")
+    p.add_argument("--label-column", default="label", help="CSV column holding the label")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("submit", help="run the train/predict job (MiniCluster or a cluster)")
+    _add_config_args(p)
+    p.add_argument("--jobmanager", metavar="HOST:PORT",
+                   help="submit to this Flink cluster's REST endpoint instead of a MiniCluster")
+    p.add_argument("--flink-instance", help="use the config dir of this `stratiflow local flink`")
+    p.add_argument("--detached", action="store_true", help="return once the job is submitted")
+    p.add_argument("--bounded", action="store_true",
+                   help="read the events topic up to its current end, then finish")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("tail", help="print records from predictions, metrics or dead-letters")
+    p.add_argument("topic", help="predictions | metrics | dead-letters | events | any topic")
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--max", type=int, help="stop after this many records")
+    p.add_argument("--idle-exit", type=float, help="stop after this many seconds without records")
+    p.add_argument("--json", action="store_true", help="print raw JSON lines")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_tail)
+
+    p = sub.add_parser("backtest", help="run the job graph on a JSONL file, write JSONL outputs")
+    p.add_argument("--events", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    _add_config_args(p)
+    p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("demo", help="broker + Phishing + job on an embedded Flink, live metrics")
+    p.add_argument("--port", type=int, default=9092, help="local broker port")
+    p.add_argument("--keep", action="store_true", help="leave the broker running afterwards")
+    p.set_defaults(func=cmd_demo)
+
+    add_local_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""``stratiflow local ...``: provision, start, stop and inspect local infrastructure.
+
+Registered into the main parser with :func:`add_local_commands`. Every command
+function takes the parsed arguments and returns the process exit code:
+0 success, 1 error (printed as ``error: ...`` without a traceback), and for
+``status`` 3 when the thing is not running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from stratiflow.local import broker, flink, provision
+from stratiflow.local.errors import LocalInfraError
+from stratiflow.local.paths import local_paths
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_NOT_RUNNING = 3
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _guarded(func: Command) -> Command:
+    """Turn ``LocalInfraError`` into ``error: ...`` on stderr and exit code 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except LocalInfraError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        except ValueError as exc:  # e.g. an invalid --instance name
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+
+    run.__name__ = func.__name__
+    run.__doc__ = func.__doc__
+    return run
+
+
+def _instance_flag(instance: str) -> str:
+    return "" if instance == "default" else f" --instance {instance}"
+
+
+@_guarded
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Download the broker binary and connector jars, build the Java helpers."""
+    paths = local_paths()
+    provision.ensure_provisioned(paths, force=args.force)
+    print(f"local infrastructure ready in {paths.home}")
+    print(f"  broker binary  {paths.tansu} (Tansu {provision.TANSU_VERSION})")
+    for jar in paths.jars():
+        print(f"  job jar        {jar}")
+    return EXIT_OK
+
+
+@_guarded
+def cmd_broker(args: argparse.Namespace) -> int:
+    """``local broker start|stop|status``."""
+    port = args.port if args.port is not None else broker.DEFAULT_PORT
+    if args.action == "start":
+        info = broker.start(port, instance=args.instance)
+        state = "already running" if info.already_running else "ready"
+        print(f"broker {state} on {info.bootstrap} (pid {info.pid}, log {info.log_file})")
+        return EXIT_OK
+    if args.action == "stop":
+        if broker.stop(args.instance):
+            print(f"broker {args.instance!r} stopped")
+        else:
+            print(f"broker {args.instance!r} was not running")
+        return EXIT_OK
+    status = broker.status(args.instance)
+    if status is None:
+        print(
+            f"broker {args.instance!r} is not running "
+            f"(start it with `stratiflow local broker start{_instance_flag(args.instance)}`)"
+        )
+        return EXIT_NOT_RUNNING
+    print(f"broker {args.instance!r} running on {status.bootstrap} (pid {status.pid})")
+    return EXIT_OK
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@_guarded
+def cmd_flink(args: argparse.Namespace) -> int:
+    """``local flink start|stop|status``."""
+    port = args.port if args.port is not None else flink.DEFAULT_REST_PORT
+    if args.action == "start":
+        info = flink.start(port, slots=args.slots, instance=args.instance)
+        state = "already running" if info.already_running else "ready"
+        print(
+            f"Flink cluster {state}: Web UI {info.web_ui} "
+            f"({_plural(info.taskmanagers, 'TaskManager')}, {_plural(info.slots_total, 'slot')}; "
+            f"logs {info.log_dir})"
+        )
+        return EXIT_OK
+    if args.action == "stop":
+        if flink.stop(args.instance):
+            print(f"Flink cluster {args.instance!r} stopped")
+        else:
+            print(f"Flink cluster {args.instance!r} was not running")
+        return EXIT_OK
+    status = flink.status(args.instance)
+    if status is None:
+        print(
+            f"Flink cluster {args.instance!r} is not running "
+            f"(start it with `stratiflow local flink start{_instance_flag(args.instance)}`)"
+        )
+        return EXIT_NOT_RUNNING
+    print(
+        f"Flink cluster {args.instance!r} running: Web UI {status.web_ui}, "
+        f"{_plural(status.taskmanagers, 'TaskManager')}, "
+        f"{status.slots_available}/{status.slots_total} slots free, "
+        f"{_plural(status.jobs_running, 'running job')}"
+    )
+    return EXIT_OK
+
+
+def add_local_commands(subparsers: Any) -> None:
+    """Register ``local setup|broker|flink`` under an argparse ``subparsers`` object.
+
+    ``subparsers`` is what ``ArgumentParser.add_subparsers()`` returned (typed
+    ``Any`` because argparse's class for it is private).
+    """
+    local = subparsers.add_parser(
+        "local",
+        help="local broker (Tansu) and standalone Flink cluster for demos and tests",
+        description="Provision, start, stop and inspect the local broker and Flink cluster.",
+    )
+    sub = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("setup", help="fetch the broker binary and connector jars, build helpers")
+    p.add_argument("--force", action="store_true", help="re-extract and rebuild everything")
+    p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("broker", help="start, stop or inspect the local Kafka-compatible broker")
+    p.add_argument("action", choices=("start", "stop", "status"))
+    p.add_argument(
+        "--port", type=int, help=f"listen on 127.0.0.1:PORT (default {broker.DEFAULT_PORT})"
+    )
+    p.add_argument("--instance", default="default", help="name of this broker (default: default)")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("flink", help="start, stop or inspect the local standalone Flink cluster")
+    p.add_argument("action", choices=("start", "stop", "status"))
+    p.add_argument(
+        "--port",
+        type=int,
+        help=f"REST API / Web UI port on 127.0.0.1 (default {flink.DEFAULT_REST_PORT})",
+    )
+    p.add_argument(
+        "--slots",
+        type=int,
+        default=flink.DEFAULT_SLOTS,
+        help=f"task slots of the TaskManager (default {flink.DEFAULT_SLOTS})",
+    )
+    p.add_argument(
+        "--instance", default="default", help="name of this cluster (default: default)"
+    )
+    p.set_defaults(func=cmd_flink)
