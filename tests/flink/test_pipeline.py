@@ -1,0 +1,117 @@
+"""The job graph on a MiniCluster with bounded file sources (backtest runner)."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from jobs.backtest import run_backtest
+from stratiflow.config import load_config
+from tests.helpers import (
+    assert_matches_river,
+    phishing_accuracy,
+    phishing_events,
+    read_jsonl,
+    river_progressive_accuracy,
+    river_reference,
+)
+
+pytestmark = pytest.mark.flink
+
+BAD_LINES = [
+    b"not json at all",
+    b'{"id": "n", "ts": 1, "features": {"x": NaN}, "label": true}',
+    b'{"id": "s", "ts": 1, "features": {"x": 1.0}, "label": "phishing"}',
+    b'{"id": "m", "features": {"x": 1.0}}',
+    b"\xff\xfe\x00 binary",
+    b'{"id": "t", "ts": 1, "features": {"x": "text"}, "label": true}',
+]
+
+
+def write_events(path, events, bad=(), every=200):
+    """JSONL with ``bad`` lines spliced in; returns {line number: bad line}."""
+    bad_at = {}
+    with path.open("wb") as handle:
+        line = 0
+        bad_iter = iter(bad)
+        for i, event in enumerate(events):
+            if i % every == every // 2:
+                item = next(bad_iter, None)
+                if item is not None:
+                    handle.write(item + b"\n")
+                    bad_at[line] = item
+                    line += 1
+            handle.write(json.dumps(event).encode() + b"\n")
+            line += 1
+    return bad_at
+
+
+@pytest.fixture(scope="module")
+def phishing_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("phishing")
+    events = phishing_events()
+    bad_at = write_events(tmp / "events.jsonl", events, BAD_LINES)
+    cfg = load_config({"metrics": {"report_every": 500}})
+    result = run_backtest(tmp / "events.jsonl", cfg, tmp / "out")
+    return events, bad_at, result
+
+
+def test_predictions_equal_river_and_accuracy_is_exact(phishing_run):
+    events, _, result = phishing_run
+    predictions = read_jsonl(result.out_dir / "predictions.jsonl")
+    assert len(predictions) == len(events) == 1250
+    assert assert_matches_river(predictions, river_reference(events)) == 1250
+    metrics = read_jsonl(result.out_dir / "metrics.jsonl")
+    final = [m for m in metrics if m["final"]]
+    assert len(final) == 1
+    assert final[0]["cumulative"]["accuracy"] == phishing_accuracy()
+    assert [m["counts"]["scored"] for m in metrics if not m["final"]] == [500, 1000]
+
+
+def test_bad_records_are_dead_lettered_with_their_source(phishing_run):
+    events, bad_at, result = phishing_run
+    letters = read_jsonl(result.out_dir / "dead_letters.jsonl")
+    assert result.events == len(events) + len(BAD_LINES)
+    assert result.predictions + result.dead_letters == result.events  # nothing lost
+    by_offset = {d["offset"]: d for d in letters}
+    assert set(by_offset) == set(bad_at)
+    reasons = Counter(d["reason"] for d in letters)
+    assert reasons == {"invalid_json": 1, "non_finite_number": 1, "label_not_supported": 1,
+                       "missing_field": 1, "not_utf8": 1, "model_rejected_input": 1}
+    for offset, letter in by_offset.items():
+        assert letter["topic"].endswith("events.jsonl") and letter["partition"] == 0
+        if letter["raw_encoding"] == "utf-8" and letter["reason"] != "model_rejected_input":
+            assert letter["raw"].encode() == bad_at[offset]
+    binary = next(d for d in letters if d["reason"] == "not_utf8")
+    import base64
+
+    assert base64.b64decode(binary["raw"]) == bad_at[binary["offset"]]
+
+
+def test_two_keys_at_parallelism_two_match_river_per_key(tmp_path):
+    events = phishing_events(keys=("alpha", "beta"))
+    write_events(tmp_path / "events.jsonl", events)
+    cfg = load_config({"job": {"parallelism": 2}, "metrics": {"report_every": 100}})
+    result = run_backtest(tmp_path / "events.jsonl", cfg, tmp_path / "out")
+    predictions = read_jsonl(result.out_dir / "predictions.jsonl")
+    assert assert_matches_river(predictions, river_reference(events)) == 1250
+    finals = {m["key"]: m for m in read_jsonl(result.out_dir / "metrics.jsonl") if m["final"]}
+    assert set(finals) == {"alpha", "beta"}
+    for key, report in finals.items():
+        own = [e for e in events if e["key"] == key]
+        assert report["counts"]["seen"] == len(own) == 625
+        assert report["cumulative"]["accuracy"] == river_progressive_accuracy(own)
+
+
+def test_unlabelled_events_are_predicted_but_not_learned(tmp_path):
+    events = phishing_events()[:300]
+    for e in events[1::3]:
+        e["label"] = None
+    write_events(tmp_path / "events.jsonl", events)
+    result = run_backtest(tmp_path / "events.jsonl", load_config(None), tmp_path / "out")
+    predictions = read_jsonl(result.out_dir / "predictions.jsonl")
+    assert len(predictions) == 300
+    assert assert_matches_river(predictions, river_reference(events)) == 300
+    final = read_jsonl(result.out_dir / "metrics.jsonl")[-1]
+    assert final["final"] and final["counts"]["unlabelled"] == 100
+    assert final["counts"]["learned"] == 200 and final["model_version"] == 200
