@@ -161,7 +161,5 @@ def add_local_commands(subparsers: Any) -> None:
         default=flink.DEFAULT_SLOTS,
         help=f"task slots of the TaskManager (default {flink.DEFAULT_SLOTS})",
     )
-    p.add_argument(
-        "--instance", default="default", help="name of this cluster (default: default)"
-    )
+    p.add_argument("--instance", default="default", help="name of this cluster (default: default)")
     p.set_defaults(func=cmd_flink)

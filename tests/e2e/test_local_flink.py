@@ -59,10 +59,9 @@ def test_session_cluster_fixture(flink_cluster: Any) -> None:
     assert overview["taskmanagers"] == 1 and overview["slots-total"] == 2
     assert flink_cluster.jobmanager == f"127.0.0.1:{flink_cluster.rest_port}"
     env = flink_cluster.env
-    assert (
-        env["FLINK_CONF_DIR"].endswith(f"/flink/{flink_cluster.instance}/conf")
-        and os.path.isfile(os.path.join(env["FLINK_CONF_DIR"], "config.yaml"))
-    )
+    assert env["FLINK_CONF_DIR"].endswith(
+        f"/flink/{flink_cluster.instance}/conf"
+    ) and os.path.isfile(os.path.join(env["FLINK_CONF_DIR"], "config.yaml"))
     # The CLI finds the cluster through FLINK_CONF_DIR alone (rest.address/port).
     result = subprocess.run(
         [str(flink.flink_cli()), "list"],
