@@ -19,7 +19,7 @@ from pyflink.common import Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from jobs.runtime import SetupError, create_env
-from operators.kafka import events_source, string_sink
+from operators.connectors import events_source, string_sink
 from operators.model import ModelOperator
 from operators.parse import ParseEvents
 from operators.tags import DEAD_LETTERS, METRICS

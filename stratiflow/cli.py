@@ -250,8 +250,10 @@ def submit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
     command = [
         str(flink.flink_cli()), "run",
         f"-Drest.address={host}", f"-Drest.port={port}",
+        # stratiflow must be installed where the cluster's Python runs (the venv here,
+        # the image in deploy/); shipping dirs with -pyfs would put their contents on
+        # sys.path and shadow real packages.
         "-pyclientexec", sys.executable,
-        "-pyfs", ",".join(str(REPO_ROOT / p) for p in ("stratiflow", "operators", "jobs")),
     ]
     if args.detached:
         command.append("-d")

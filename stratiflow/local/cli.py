@@ -109,6 +109,14 @@ def cmd_flink(args: argparse.Namespace) -> int:
         return EXIT_OK
     status = flink.status(args.instance)
     if status is None:
+        pids = flink.running_pids(args.instance)
+        if pids:
+            print(
+                f"Flink cluster {args.instance!r} has processes ({', '.join(map(str, pids))}) "
+                "but its REST API does not answer (starting, or hung; "
+                f"`stratiflow local flink stop{_instance_flag(args.instance)}` cleans up)"
+            )
+            return EXIT_NOT_RUNNING
         print(
             f"Flink cluster {args.instance!r} is not running "
             f"(start it with `stratiflow local flink start{_instance_flag(args.instance)}`)"

@@ -367,6 +367,15 @@ def _daemon_pids(instance: str, paths: LocalPaths) -> list[int]:
     return sorted(pid for pid in pids if procs.pid_alive(pid) and _is_instance_daemon(pid, dirs))
 
 
+def running_pids(instance: str = "default", paths: LocalPaths | None = None) -> list[int]:
+    """PIDs of the JobManager/TaskManager JVMs of ``instance`` that are alive.
+
+    Unlike ``status`` this does not need the REST API to answer, so it also
+    sees a cluster that is still starting or has hung.
+    """
+    return _daemon_pids(check_instance(instance), paths or local_paths())
+
+
 def _is_instance_daemon(pid: int, dirs: Mapping[str, Path]) -> bool:
     args = procs.cmdline(pid)
     if args is None:  # no /proc to check against: trust the PID file

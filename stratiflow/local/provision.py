@@ -287,14 +287,17 @@ def _write_jar(classes: Path, jar: Path) -> None:
     tmp = jar.with_name(f".{jar.name}.tmp")
     jar_tool = shutil.which("jar")
     if jar_tool:
-        subprocess.run(
+        result = subprocess.run(
             [jar_tool, "cf", str(tmp), "-C", str(classes), "."],
-            check=True,
             capture_output=True,
+            text=True,
+            check=False,
         )
+        if result.returncode != 0:
+            raise LocalInfraError(f"`jar cf {jar.name}` failed:\n{result.stderr.strip()}")
     else:
-        # A JRE-only image may have javac via a JDK but no `jar`; a jar is a zip
-        # with a manifest, so write one directly.
+        # Some trimmed JDK builds ship javac without the `jar` tool; a jar is
+        # just a zip with a manifest, so write one directly.
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
             for path in sorted(classes.rglob("*.class")):

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from stratiflow.local import flink
+from stratiflow.local.errors import LocalInfraError
 from stratiflow.local.paths import LocalPaths
 
 
@@ -135,3 +136,16 @@ def test_status_and_stop_of_an_unknown_instance(tmp_path: Path) -> None:
     paths = LocalPaths(tmp_path)
     assert flink.status("nothing", paths) is None
     assert flink.stop("nothing", paths) is False
+
+
+def test_missing_java_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(flink.shutil, "which", lambda name: None)
+    with pytest.raises(LocalInfraError, match="Java not found: install a JDK 17"):
+        flink.start(18081, instance="unit", paths=LocalPaths(tmp_path))
+    assert not (tmp_path / "flink" / "unit" / "conf").exists()
+
+
+def test_slots_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(LocalInfraError, match="at least 1"):
+        flink.start(18081, slots=0, instance="unit", paths=LocalPaths(tmp_path))
