@@ -42,17 +42,16 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
     """
     env = create_env(cfg, embedded=True)
     rows = [raw_row(str(events), 0, n, 0, None, line) for n, line in read_lines(events)]
-    raw = env.from_collection(rows, type_info=RAW_RECORD).uid("source-file").name(
-        f"file: {events.name}"
+    raw = (
+        env.from_collection(rows, type_info=RAW_RECORD)
+        .uid("source-file")
+        .name(f"file: {events.name}")
     )
     # One source subtask, so parse at parallelism 1 to keep each key's order.
     outputs = build_pipeline(raw, cfg, parse_parallelism=1)
-    tagged = (
-        outputs.predictions.map(lambda s: "p" + s, output_type=Types.STRING())
-        .union(
-            outputs.metrics.map(lambda s: "m" + s, output_type=Types.STRING()),
-            outputs.dead_letters.map(lambda s: "d" + s, output_type=Types.STRING()),
-        )
+    tagged = outputs.predictions.map(lambda s: "p" + s, output_type=Types.STRING()).union(
+        outputs.metrics.map(lambda s: "m" + s, output_type=Types.STRING()),
+        outputs.dead_letters.map(lambda s: "d" + s, output_type=Types.STRING()),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = dict.fromkeys(OUTPUT_FILES, 0)

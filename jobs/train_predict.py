@@ -36,8 +36,9 @@ class PipelineOutputs:
     dead_letters: DataStream
 
 
-def build_pipeline(raw: DataStream, cfg: Config, *, parse_parallelism: int | None = None
-                   ) -> PipelineOutputs:
+def build_pipeline(
+    raw: DataStream, cfg: Config, *, parse_parallelism: int | None = None
+) -> PipelineOutputs:
     """Wire parse+validate → key_by(model key) → model operator onto raw records.
 
     ``raw`` is any stream of :data:`operators.raw.RAW_RECORD` rows: the Kafka
@@ -72,19 +73,18 @@ def attach_kafka_sinks(outputs: PipelineOutputs, cfg: Config) -> None:
         stream.sink_to(string_sink(cfg, topic)).uid(f"sink-{name}").name(f"Kafka: {topic}")
 
 
-def build_kafka_job(env: StreamExecutionEnvironment, cfg: Config, *, bounded: bool = False
-                    ) -> PipelineOutputs:
+def build_kafka_job(
+    env: StreamExecutionEnvironment, cfg: Config, *, bounded: bool = False
+) -> PipelineOutputs:
     """The full Kafka-to-Kafka graph; ``bounded`` stops at the topic's current end."""
     stop = (
         end_offsets(cfg.kafka.bootstrap_servers, cfg.topics.events, cfg.kafka.properties)
         if bounded
         else None
     )
-    raw = (
-        env.from_source(events_source(cfg, stop), WatermarkStrategy.no_watermarks(),
-                        f"Kafka: {cfg.topics.events}")
-        .uid("source-events")
-    )
+    raw = env.from_source(
+        events_source(cfg, stop), WatermarkStrategy.no_watermarks(), f"Kafka: {cfg.topics.events}"
+    ).uid("source-events")
     outputs = build_pipeline(raw, cfg)
     attach_kafka_sinks(outputs, cfg)
     return outputs
@@ -93,11 +93,19 @@ def build_kafka_job(env: StreamExecutionEnvironment, cfg: Config, *, bounded: bo
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, help="job YAML (defaults apply when omitted)")
-    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                        help="override a config value, e.g. --set metrics.report_every=100")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a config value, e.g. --set metrics.report_every=100",
+    )
     parser.add_argument("--bootstrap-servers", help="override kafka.bootstrap_servers")
-    parser.add_argument("--bounded", action="store_true",
-                        help="read the events topic up to its current end, then finish")
+    parser.add_argument(
+        "--bounded",
+        action="store_true",
+        help="read the events topic up to its current end, then finish",
+    )
     return parser.parse_args(argv)
 
 

@@ -44,8 +44,13 @@ def _config_from(args: argparse.Namespace, *, check_model: bool = True) -> Confi
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="job YAML (defaults apply when omitted)")
     parser.add_argument("--bootstrap-servers", help="override kafka.bootstrap_servers")
-    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                        help="override any config value, e.g. --set metrics.report_every=100")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override any config value, e.g. --set metrics.report_every=100",
+    )
 
 
 class Progress:
@@ -104,13 +109,20 @@ def _produce_records(args: argparse.Namespace) -> tuple[Iterable[bytes], int | N
         if not path.is_file():
             raise ValueError(f"{path} does not exist")
         events: Iterable[dict[str, Any]] = sources.csv_events(
-            path, label_column=args.label_column, start_ts=start_ts,
+            path,
+            label_column=args.label_column,
+            start_ts=start_ts,
             interval_ms=args.interval_ms,
         )
         return (to_json_bytes(e) for e in events), None
     events = sources.river_events(
-        source.lower(), n=args.n, seed=args.seed, start_ts=start_ts,
-        interval_ms=args.interval_ms, keys=keys, unlabelled_fraction=args.unlabelled_fraction,
+        source.lower(),
+        n=args.n,
+        seed=args.seed,
+        start_ts=start_ts,
+        interval_ms=args.interval_ms,
+        keys=keys,
+        unlabelled_fraction=args.unlabelled_fraction,
     )
     return (to_json_bytes(e) for e in events), None
 
@@ -187,7 +199,8 @@ def format_record(value: bytes) -> str:
         best = max(obj["proba"].values(), default=0.0)
         truth = ""
         if "y_true" in obj:
-            truth = f" y_true={json.dumps(obj['y_true'])} {'ok' if obj['y_true'] == obj['y_pred'] else 'MISS'}"
+            verdict = "ok" if obj["y_true"] == obj["y_pred"] else "MISS"
+            truth = f" y_true={json.dumps(obj['y_true'])} {verdict}"
         return (
             f"prediction id={obj['id']:<16} key={obj['key']:<10} y_pred={json.dumps(obj['y_pred'])}"
             f" p={best:.3f} v={obj['model_version']}{truth}"
@@ -204,8 +217,11 @@ def cmd_tail(args: argparse.Namespace) -> int:
     count = 0
     try:
         for record in kafka_io.read_topic(
-            cfg.kafka.bootstrap_servers, topic, cfg.kafka.properties,
-            from_beginning=args.from_beginning, max_records=args.max,
+            cfg.kafka.bootstrap_servers,
+            topic,
+            cfg.kafka.properties,
+            from_beginning=args.from_beginning,
+            max_records=args.max,
             idle_timeout_s=args.idle_exit if args.idle_exit is not None else 3.0,
             follow=follow,
         ):
@@ -248,12 +264,15 @@ def submit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
     env.update(flink.cluster_env(args.flink_instance) if args.flink_instance else {})
     env["PYFLINK_CLIENT_EXECUTABLE"] = sys.executable
     command = [
-        str(flink.flink_cli()), "run",
-        f"-Drest.address={host}", f"-Drest.port={port}",
+        str(flink.flink_cli()),
+        "run",
+        f"-Drest.address={host}",
+        f"-Drest.port={port}",
         # stratiflow must be installed where the cluster's Python runs (the venv here,
         # the image in deploy/); shipping dirs with -pyfs would put their contents on
         # sys.path and shadow real packages.
-        "-pyclientexec", sys.executable,
+        "-pyclientexec",
+        sys.executable,
     ]
     if args.detached:
         command.append("-d")
@@ -263,16 +282,25 @@ def submit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
 
 def cmd_submit(args: argparse.Namespace) -> int:
     cfg = _config_from(args)  # fail here, with the field's name, not inside Flink
-    print(f"job {cfg.job.name}: {cfg.topics.events} -> {cfg.topics.predictions}, "
-          f"{cfg.topics.metrics}, {cfg.topics.dead_letters} on {cfg.kafka.bootstrap_servers} "
-          f"(kafka properties: {redact(cfg.kafka.properties)})", file=sys.stderr)
+    print(
+        f"job {cfg.job.name}: {cfg.topics.events} -> {cfg.topics.predictions}, "
+        f"{cfg.topics.metrics}, {cfg.topics.dead_letters} on {cfg.kafka.bootstrap_servers} "
+        f"(kafka properties: {redact(cfg.kafka.properties)})",
+        file=sys.stderr,
+    )
     command, env = submit_command(args)
     if args.detached and not args.jobmanager:
         log = local_paths().log_dir / f"job-{int(time.time())}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as handle:
-            proc = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                    start_new_session=True, cwd=REPO_ROOT)
+            proc = subprocess.Popen(
+                command,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=REPO_ROOT,
+            )
         print(f"job running in the background (pid {proc.pid}, log {log})")
         return 0
     return subprocess.call(command, env=env, cwd=REPO_ROOT)
@@ -283,8 +311,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if not Path(args.events).is_file():
         print(f"error: {args.events} does not exist", file=sys.stderr)
         return 2
-    command = [sys.executable, "-m", "jobs.backtest", "--events", str(Path(args.events).resolve()),
-               "--out", str(Path(args.out).resolve()), *_job_args(args)]
+    command = [
+        sys.executable,
+        "-m",
+        "jobs.backtest",
+        "--events",
+        str(Path(args.events).resolve()),
+        "--out",
+        str(Path(args.out).resolve()),
+        *_job_args(args),
+    ]
     return subprocess.call(command, cwd=REPO_ROOT)
 
 
@@ -314,8 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", help="comma-separated model keys, assigned round-robin")
     p.add_argument("--start-ts", type=int, help="event time of the first event (ms; default now)")
     p.add_argument("--interval-ms", type=int, default=1000, help="event-time step between events")
-    p.add_argument("--unlabelled-fraction", type=float, default=0.0,
-                   help="share of generated events sent without a label")
+    p.add_argument(
+        "--unlabelled-fraction",
+        type=float,
+        default=0.0,
+        help="share of generated events sent without a label",
+    )
     p.add_argument("--label-column", default="label", help="CSV column holding the label")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_args(p)
@@ -323,12 +363,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("submit", help="run the train/predict job (MiniCluster or a cluster)")
     _add_config_args(p)
-    p.add_argument("--jobmanager", metavar="HOST:PORT",
-                   help="submit to this Flink cluster's REST endpoint instead of a MiniCluster")
+    p.add_argument(
+        "--jobmanager",
+        metavar="HOST:PORT",
+        help="submit to this Flink cluster's REST endpoint instead of a MiniCluster",
+    )
     p.add_argument("--flink-instance", help="use the config dir of this `stratiflow local flink`")
     p.add_argument("--detached", action="store_true", help="return once the job is submitted")
-    p.add_argument("--bounded", action="store_true",
-                   help="read the events topic up to its current end, then finish")
+    p.add_argument(
+        "--bounded",
+        action="store_true",
+        help="read the events topic up to its current end, then finish",
+    )
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("tail", help="print records from predictions, metrics or dead-letters")

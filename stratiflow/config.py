@@ -14,6 +14,7 @@ stratiflow.config.ConfigError: metrics.report_evry: unknown field (expected one 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -207,8 +208,11 @@ def redact(properties: Mapping[str, Any]) -> dict[str, Any]:
     {'security.protocol': 'SASL_SSL', 'sasl.jaas.config': '***'}
     """
     return {
-        k: "***" if any(h in k.lower() for h in _SECRET_HINTS) and k != "security.protocol"
-        and not k.lower().endswith(".mechanism") else v
+        k: "***"
+        if any(h in k.lower() for h in _SECRET_HINTS)
+        and k != "security.protocol"
+        and not k.lower().endswith(".mechanism")
+        else v
         for k, v in properties.items()
     }
 
@@ -231,7 +235,8 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
     _choice(job.delivery_guarantee, DELIVERY_GUARANTEES, "job.delivery_guarantee")
     if job.delivery_guarantee == "exactly_once" and job.checkpoint_interval_ms == 0:
         raise ConfigError(
-            "job.delivery_guarantee", "exactly_once needs checkpointing (checkpoint_interval_ms > 0)"
+            "job.delivery_guarantee",
+            "exactly_once needs checkpointing (checkpoint_interval_ms > 0)",
         )
 
     kafka = _section(raw, "kafka", KafkaSettings)
@@ -241,9 +246,7 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
     props = kafka.properties
     if not isinstance(props, Mapping):
         raise ConfigError("kafka.properties", "must be a mapping of Kafka client properties")
-    kafka = replace(
-        kafka, properties={str(k): str(v) for k, v in props.items()}
-    )
+    kafka = replace(kafka, properties={str(k): str(v) for k, v in props.items()})
 
     topics = _section(raw, "topics", Topics)
     for name in Topics.__dataclass_fields__:
@@ -269,7 +272,7 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError("seed", f"must be an integer, got {seed!r}")
 
-    model = _model_steps(raw.get("model", None))
+    model = _model_steps(raw.get("model"))
     cfg = Config(job, kafka, topics, model, sampling, metrics, validation, seed)
     if check_model:
         from stratiflow.learner import build_model  # river import is slow; only when needed
@@ -290,7 +293,7 @@ def _model_steps(value: Any) -> tuple[ModelStep, ...]:
             item = {item: {}}
         if not isinstance(item, dict) or len(item) != 1:
             raise ConfigError(where, "each step is one mapping {module.Estimator: {params}}")
-        (path, params), = item.items()
+        ((path, params),) = item.items()
         if params is None:
             params = {}
         if not isinstance(path, str) or not isinstance(params, dict):
@@ -305,8 +308,8 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> Any:
         value = {}
     if not isinstance(value, dict):
         raise ConfigError(name, f"must be a mapping, got {type(value).__name__}")
-    fields = cls.__dataclass_fields__
-    _no_unknown(value, tuple(fields), name)
+    fields = dataclasses.fields(cls)
+    _no_unknown(value, tuple(f.name for f in fields), name)
     defaults = cls()
     for key, given in value.items():
         expected = getattr(defaults, key)
@@ -364,8 +367,9 @@ def _expand_env(value: Any, environ: Mapping[str, str], path: str) -> Any:
 
         return _ENV_RE.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _expand_env(v, environ, f"{path}.{k}" if path else str(k))
-                for k, v in value.items()}
+        return {
+            k: _expand_env(v, environ, f"{path}.{k}" if path else str(k)) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_expand_env(v, environ, f"{path}[{i}]") for i, v in enumerate(value)]
     return value

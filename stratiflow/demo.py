@@ -41,7 +41,9 @@ def _river_accuracy() -> float:
     from river import datasets, evaluate, linear_model, metrics, preprocessing
 
     model = preprocessing.StandardScaler() | linear_model.LogisticRegression(l2=0.0)
-    return float(evaluate.progressive_val_score(datasets.Phishing(), model, metrics.Accuracy()).get())
+    return float(
+        evaluate.progressive_val_score(datasets.Phishing(), model, metrics.Accuracy()).get()
+    )
 
 
 def run_demo(port: int = 9092, keep: bool = False) -> int:
@@ -66,16 +68,19 @@ def run_demo(port: int = 9092, keep: bool = False) -> int:
         return _run(bootstrap, started)
     finally:
         if keep:
-            _say(f"broker left running: stratiflow tail metrics --from-beginning "
-                 f"--bootstrap-servers {bootstrap}; `make stop` stops it")
+            _say(
+                f"broker left running: stratiflow tail metrics --from-beginning "
+                f"--bootstrap-servers {bootstrap}; `make stop` stops it"
+            )
         else:
             broker.stop(INSTANCE)
             _say("broker stopped")
 
 
 def _run(bootstrap: str, started: float) -> int:
-    kafka_io.ensure_topics(bootstrap, {t: 1 for t in ("events", "predictions", "metrics",
-                                                      "dead-letters")})
+    kafka_io.ensure_topics(
+        bootstrap, {t: 1 for t in ("events", "predictions", "metrics", "dead-letters")}
+    )
     producer = kafka_io.producer(bootstrap)
     good = 0
     for i, event in enumerate(river_events("phishing", start_ts=int(time.time() * 1000))):
@@ -90,9 +95,18 @@ def _run(bootstrap: str, started: float) -> int:
 
     log = local_paths().log_dir / "demo-job.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "jobs.train_predict", "--config", str(DEMO_CONFIG),
-               "--bootstrap-servers", bootstrap, "--bounded",
-               "--set", "metrics.report_every=250"]
+    command = [
+        sys.executable,
+        "-m",
+        "jobs.train_predict",
+        "--config",
+        str(DEMO_CONFIG),
+        "--bootstrap-servers",
+        bootstrap,
+        "--bounded",
+        "--set",
+        "metrics.report_every=250",
+    ]
     _say("running the train/predict job on an embedded Flink (MiniCluster); live metrics:")
     with log.open("wb") as handle:
         job = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
@@ -123,8 +137,10 @@ def _run(bootstrap: str, started: float) -> int:
         return 1
 
     predictions = sum(1 for _ in kafka_io.read_topic(bootstrap, "predictions", idle_timeout_s=2))
-    letters = [json.loads(r.value) for r in kafka_io.read_topic(bootstrap, "dead-letters",
-                                                                  idle_timeout_s=2)]
+    letters = [
+        json.loads(r.value)
+        for r in kafka_io.read_topic(bootstrap, "dead-letters", idle_timeout_s=2)
+    ]
     reasons = Counter(letter["reason"] for letter in letters)
     river = _river_accuracy()
     acc = final["cumulative"]["accuracy"]
@@ -133,10 +149,14 @@ def _run(bootstrap: str, started: float) -> int:
     print(f"   events in          {good + bad}  ({good} good, {bad} malformed)")
     print(f"   predictions        {predictions}")
     print(f"   dead letters       {len(letters)}  {dict(reasons)}")
-    print(f"   reconciled         {'yes' if predictions + len(letters) == good + bad else 'NO'}"
-          f"  (in = predictions + dead letters)")
-    print(f"   final accuracy     {acc:.4f}  (River progressive_val_score: {river:.4f}"
-          f"{', identical' if acc == river else ', DIFFERENT'})")
+    print(
+        f"   reconciled         {'yes' if predictions + len(letters) == good + bad else 'NO'}"
+        f"  (in = predictions + dead letters)"
+    )
+    print(
+        f"   final accuracy     {acc:.4f}  (River progressive_val_score: {river:.4f}"
+        f"{', identical' if acc == river else ', DIFFERENT'})"
+    )
     print(f"   took               {time.monotonic() - started:.0f} s; job log: {log}")
     ok = predictions + len(letters) == good + bad and acc == river
     return 0 if ok else 1

@@ -12,6 +12,7 @@ included.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -104,16 +105,15 @@ def ensure_topics(
             if name not in existing
         ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently
                 admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()
 
 
-def partitions(bootstrap: str, topic: str, properties: Mapping[str, str] | None = None,
-               timeout_s: float = 10.0) -> list[int]:
+def partitions(
+    bootstrap: str, topic: str, properties: Mapping[str, str] | None = None, timeout_s: float = 10.0
+) -> list[int]:
     """The topic's partition ids (waits briefly for metadata after auto-creation)."""
     client = consumer(bootstrap, properties)
     try:

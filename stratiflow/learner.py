@@ -71,7 +71,9 @@ def _instantiate(
 ) -> Any:
     module_name, _, class_name = path.rpartition(".")
     if not module_name or not class_name:
-        raise ConfigError(where, "expected module.Estimator under river, e.g. linear_model.Perceptron")
+        raise ConfigError(
+            where, "expected module.Estimator under river, e.g. linear_model.Perceptron"
+        )
     try:
         module = importlib.import_module(f"river.{module_name}")
     except ImportError:
@@ -96,9 +98,12 @@ def _instantiate(
 
 def _param_value(value: Any, where: str) -> Any:
     if isinstance(value, dict) and len(value) == 1:
-        (key, inner), = value.items()
-        if isinstance(key, str) and "." in key and key[:1].islower() and (
-            inner is None or isinstance(inner, dict)
+        ((key, inner),) = value.items()
+        if (
+            isinstance(key, str)
+            and "." in key
+            and key[:1].islower()
+            and (inner is None or isinstance(inner, dict))
         ):
             # Parameters may be any River object: optimizers, losses, initializers...
             return _instantiate(key, inner or {}, f"{where}.{key}", river_base.Base)

@@ -18,13 +18,15 @@ def reference_model() -> Any:
     return preprocessing.StandardScaler() | linear_model.LogisticRegression(l2=0.0)
 
 
-def phishing_events(keys: Sequence[str] = ("default",), start_ts: int = 1_700_000_000_000
-                    ) -> list[dict[str, Any]]:
+def phishing_events(
+    keys: Sequence[str] = ("default",), start_ts: int = 1_700_000_000_000
+) -> list[dict[str, Any]]:
     return list(river_events("phishing", start_ts=start_ts, keys=keys))
 
 
-def river_reference(events: Iterable[dict[str, Any]], model_factory: Any = reference_model
-                    ) -> dict[str, dict[str, Any]]:
+def river_reference(
+    events: Iterable[dict[str, Any]], model_factory: Any = reference_model
+) -> dict[str, dict[str, Any]]:
     """predict_proba_one then learn_one per key, in order: {event id: {proba, y_pred, key}}."""
     models: dict[str, Any] = {}
     out: dict[str, dict[str, Any]] = {}
@@ -38,24 +40,30 @@ def river_reference(events: Iterable[dict[str, Any]], model_factory: Any = refer
     return out
 
 
-def river_progressive_accuracy(events: Iterable[dict[str, Any]],
-                               model_factory: Any = reference_model) -> float:
-    stream = [({k: v for k, v in e["features"].items() if v is not None}, e["label"])
-              for e in events]
+def river_progressive_accuracy(
+    events: Iterable[dict[str, Any]], model_factory: Any = reference_model
+) -> float:
+    stream = [
+        ({k: v for k, v in e["features"].items() if v is not None}, e["label"]) for e in events
+    ]
     return float(evaluate.progressive_val_score(stream, model_factory(), metrics.Accuracy()).get())
 
 
 def phishing_accuracy() -> float:
-    return float(evaluate.progressive_val_score(datasets.Phishing(), reference_model(),
-                                                metrics.Accuracy()).get())
+    return float(
+        evaluate.progressive_val_score(
+            datasets.Phishing(), reference_model(), metrics.Accuracy()
+        ).get()
+    )
 
 
 def proba_by_class(prediction: dict[str, Any]) -> dict[str, float]:
     return dict(prediction["proba"])
 
 
-def assert_matches_river(predictions: Iterable[dict[str, Any]],
-                         reference: dict[str, dict[str, Any]], tol: float = 1e-9) -> int:
+def assert_matches_river(
+    predictions: Iterable[dict[str, Any]], reference: dict[str, dict[str, Any]], tol: float = 1e-9
+) -> int:
     """Every prediction's probabilities equal River's for the same event (within ``tol``)."""
     from stratiflow.records import class_key
 

@@ -76,8 +76,14 @@ def test_bad_records_are_dead_lettered_with_their_source(phishing_run):
     by_offset = {d["offset"]: d for d in letters}
     assert set(by_offset) == set(bad_at)
     reasons = Counter(d["reason"] for d in letters)
-    assert reasons == {"invalid_json": 1, "non_finite_number": 1, "label_not_supported": 1,
-                       "missing_field": 1, "not_utf8": 1, "model_rejected_input": 1}
+    assert reasons == {
+        "invalid_json": 1,
+        "non_finite_number": 1,
+        "label_not_supported": 1,
+        "missing_field": 1,
+        "not_utf8": 1,
+        "model_rejected_input": 1,
+    }
     for offset, letter in by_offset.items():
         assert letter["topic"].endswith("events.jsonl") and letter["partition"] == 0
         if letter["raw_encoding"] == "utf-8" and letter["reason"] != "model_rejected_input":

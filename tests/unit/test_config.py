@@ -17,8 +17,10 @@ def test_issue_yaml_is_accepted(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text(ISSUE_YAML)
     cfg = load_config(path)
-    assert [s.path for s in cfg.model] == ["preprocessing.StandardScaler",
-                                           "linear_model.LogisticRegression"]
+    assert [s.path for s in cfg.model] == [
+        "preprocessing.StandardScaler",
+        "linear_model.LogisticRegression",
+    ]
     assert cfg.model[1].params == {"l2": 0.0}
     assert cfg.metrics.report_every == 500 and cfg.sampling.strategy == "none"
     assert cfg.topics.events == "events" and cfg.topics.dead_letters == "dead-letters"
@@ -35,8 +37,10 @@ def test_example_config_is_valid():
     [
         ({"model": [{"linear_model.NoSuchModel": {}}]}, "model[0].linear_model.NoSuchModel"),
         ({"model": [{"nosuchmodule.X": {}}]}, "model[0].nosuchmodule.X"),
-        ({"model": [{"linear_model.LogisticRegression": {"l3": 1}}]},
-         "model[0].linear_model.LogisticRegression.l3"),
+        (
+            {"model": [{"linear_model.LogisticRegression": {"l3": 1}}]},
+            "model[0].linear_model.LogisticRegression.l3",
+        ),
         ({"model": [{"preprocessing.StandardScaler": {}}]}, "model[0]"),
         ({"model": []}, "model"),
         ({"topics": {"predictions": ""}}, "topics.predictions"),
@@ -63,15 +67,21 @@ def test_bad_config_names_the_field(raw, field):
 
 def test_bad_nested_parameter_names_the_full_path():
     with pytest.raises(ConfigError) as info:
-        load_config({"model": [{"linear_model.LogisticRegression":
-                                {"optimizer": {"optim.SGD": {"speed": 1}}}}]})
+        load_config(
+            {
+                "model": [
+                    {"linear_model.LogisticRegression": {"optimizer": {"optim.SGD": {"speed": 1}}}}
+                ]
+            }
+        )
     assert info.value.path == "model[0].linear_model.LogisticRegression.optimizer.optim.SGD.speed"
     assert "lr" in str(info.value)  # lists what is accepted
 
 
 def test_nested_estimator_parameter():
-    cfg = load_config({"model": [{"linear_model.LogisticRegression":
-                                  {"optimizer": {"optim.SGD": {"lr": 0.05}}}}]})
+    cfg = load_config(
+        {"model": [{"linear_model.LogisticRegression": {"optimizer": {"optim.SGD": {"lr": 0.05}}}}]}
+    )
     from stratiflow.learner import build_model
 
     model = build_model(cfg.model)
@@ -80,7 +90,8 @@ def test_nested_estimator_parameter():
 
 def test_env_expansion_and_redaction(tmp_path):
     path = tmp_path / "job.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         kafka:
           bootstrap_servers: ${BROKERS}
           properties:
@@ -88,7 +99,8 @@ def test_env_expansion_and_redaction(tmp_path):
             sasl.mechanism: SCRAM-SHA-512
             sasl.jaas.config: ${JAAS}
             ssl.truststore.location: ${CA:-/etc/ca.pem}
-    """))
+    """)
+    )
     cfg = load_config(path, environ={"BROKERS": "b1:9093", "JAAS": "secret-stuff"})
     assert cfg.kafka.bootstrap_servers == "b1:9093"
     assert cfg.kafka.properties["sasl.jaas.config"] == "secret-stuff"
@@ -101,8 +113,9 @@ def test_env_expansion_and_redaction(tmp_path):
 
 
 def test_overrides_and_round_trip():
-    cfg = load_config(None, {"metrics.report_every": 7,
-                             "kafka.properties.security.protocol": "SSL"})
+    cfg = load_config(
+        None, {"metrics.report_every": 7, "kafka.properties.security.protocol": "SSL"}
+    )
     assert cfg.metrics.report_every == 7
     assert cfg.kafka.properties == {"security.protocol": "SSL"}
     again = with_overrides(cfg, {"job.parallelism": 2})
@@ -112,6 +125,12 @@ def test_overrides_and_round_trip():
 
 def test_durations():
     assert [parse_duration_ms(v, "x") for v in (5, "5", "5ms", "2s", "1m", "1h")] == [
-        5, 5, 5, 2000, 60_000, 3_600_000]
+        5,
+        5,
+        5,
+        2000,
+        60_000,
+        3_600_000,
+    ]
     with pytest.raises(ConfigError):
         parse_duration_ms("-1s", "x")

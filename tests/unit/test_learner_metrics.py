@@ -31,8 +31,10 @@ def run(events, steps=PIPELINE, report_every=0):
 
 def test_build_model_from_config():
     model = build_model(PIPELINE)
-    assert [type(s).__name__ for s in model.steps.values()] == ["StandardScaler",
-                                                                "LogisticRegression"]
+    assert [type(s).__name__ for s in model.steps.values()] == [
+        "StandardScaler",
+        "LogisticRegression",
+    ]
     assert label_policy(model).binary
     assert not label_policy(build_model([ModelStep("tree.HoeffdingTreeClassifier")])).binary
     with pytest.raises(ConfigError, match="not a classifier"):
@@ -107,12 +109,16 @@ def test_metrics_match_independent_river_metrics():
     classes = ("c0", "c1", "c2")
     probas = [{c: (0.6 if c == p else 0.2) for c in classes} for p in y_pred]
     ours = ClassificationMetrics()
-    acc, macro, weighted = (river_metrics.Accuracy(), river_metrics.MacroF1(),
-                            river_metrics.WeightedF1())
+    acc, macro, weighted = (
+        river_metrics.Accuracy(),
+        river_metrics.MacroF1(),
+        river_metrics.WeightedF1(),
+    )
     loss = river_metrics.CrossEntropy()
     # River's binary metrics take booleans: one-vs-rest per class.
-    per_class = {c: (river_metrics.Precision(), river_metrics.Recall(), river_metrics.F1())
-                 for c in classes}
+    per_class = {
+        c: (river_metrics.Precision(), river_metrics.Recall(), river_metrics.F1()) for c in classes
+    }
     for t, p, proba in zip(y_true, y_pred, probas, strict=True):
         ours.update(t, p, proba)
         for m in (acc, macro, weighted):

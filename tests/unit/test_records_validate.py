@@ -14,8 +14,13 @@ from stratiflow.records import (
 )
 from stratiflow.validate import REASONS, LabelPolicy, Limits, parse_event
 
-GOOD = {"id": "e1", "ts": 1_700_000_000_000, "features": {"a": 1.5, "b": "red", "c": None,
-                                                          "d": True}, "label": "spam", "key": "k"}
+GOOD = {
+    "id": "e1",
+    "ts": 1_700_000_000_000,
+    "features": {"a": 1.5, "b": "red", "c": None, "d": True},
+    "label": "spam",
+    "key": "k",
+}
 
 
 def raw(obj) -> bytes:
@@ -97,16 +102,32 @@ def test_binary_label_policy():
 def test_dead_letter_carries_raw_and_source():
     letter = DeadLetter.of(Rejection("invalid_json", "bad"), b"\xff{", SourceRef("t", 1, 9), at=5)
     out = json.loads(to_json(letter.to_dict()))
-    assert out == {"reason": "invalid_json", "detail": "bad", "raw": "/3s=", "raw_encoding":
-                   "base64", "topic": "t", "partition": 1, "offset": 9, "key": None, "at": 5}
+    assert out == {
+        "reason": "invalid_json",
+        "detail": "bad",
+        "raw": "/3s=",
+        "raw_encoding": "base64",
+        "topic": "t",
+        "partition": 1,
+        "offset": 9,
+        "key": None,
+        "at": 5,
+    }
     assert encode_raw(b"ok") == ("ok", "utf-8")
 
 
 def test_prediction_json_uses_string_class_keys():
     p = Prediction("a", 1, "k", True, {True: 0.75, False: 0.25}, 3, 9, y_true=False)
-    assert p.to_dict() == {"id": "a", "ts": 1, "key": "k", "y_pred": True,
-                           "proba": {"true": 0.75, "false": 0.25}, "model_version": 3,
-                           "emitted_at": 9, "y_true": False}
+    assert p.to_dict() == {
+        "id": "a",
+        "ts": 1,
+        "key": "k",
+        "y_pred": True,
+        "proba": {"true": 0.75, "false": 0.25},
+        "model_version": 3,
+        "emitted_at": 9,
+        "y_true": False,
+    }
     assert "y_true" not in Prediction("a", 1, "k", None, {}, 0, 9).to_dict()
     assert [class_key(c) for c in (True, 0, "x")] == ["true", "0", "x"]
 
