@@ -15,7 +15,7 @@ from typing import Any
 
 from stratiflow import kafka_io
 from stratiflow.local import broker, provision
-from stratiflow.local.errors import LocalInfraError
+from stratiflow.local.errors import LocalInfraError, PortInUseError
 from stratiflow.local.paths import REPO_ROOT, local_paths
 from stratiflow.local.procs import free_port
 from stratiflow.records import to_json_bytes
@@ -54,9 +54,7 @@ def run_demo(port: int = 9092, keep: bool = False) -> int:
             broker.stop(INSTANCE)  # in-memory broker: a restart gives clean topics
         try:
             info = broker.start(port, instance=INSTANCE)
-        except LocalInfraError as exc:
-            if "in use" not in str(exc) and "taken" not in str(exc):
-                raise
+        except PortInUseError:
             info = broker.start(free_port(), instance=INSTANCE)
             _say(f"port {port} is taken; using {info.port}")
     except LocalInfraError as exc:
