@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import yaml
 
 from stratiflow.config import Config, ConfigError, load_config, redact
 from stratiflow.local.paths import REPO_ROOT, local_paths
+from stratiflow.local.procs import job_environ
 from stratiflow.records import to_json_bytes
 
 JOBS_DIR = Path(__file__).resolve().parents[1] / "jobs"
@@ -252,7 +252,7 @@ def _job_args(args: argparse.Namespace) -> list[str]:
 
 def submit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     """The command (and environment) that runs the job, locally or on a cluster."""
-    env = dict(os.environ)
+    env = job_environ()
     job = str(JOBS_DIR / "train_predict.py")
     if not args.jobmanager:
         return [sys.executable, "-m", "jobs.train_predict", *_job_args(args)], env
@@ -321,7 +321,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         str(Path(args.out).resolve()),
         *_job_args(args),
     ]
-    return subprocess.call(command, cwd=REPO_ROOT)
+    return subprocess.call(command, cwd=REPO_ROOT, env=job_environ())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from stratiflow import kafka_io
 from stratiflow.local import broker, provision
 from stratiflow.local.errors import LocalInfraError, PortInUseError
 from stratiflow.local.paths import REPO_ROOT, local_paths
-from stratiflow.local.procs import free_port
+from stratiflow.local.procs import free_port, job_environ
 from stratiflow.records import to_json_bytes
 from stratiflow.sources import river_events
 
@@ -107,7 +107,9 @@ def _run(bootstrap: str, started: float) -> int:
     ]
     _say("running the train/predict job on an embedded Flink (MiniCluster); live metrics:")
     with log.open("wb") as handle:
-        job = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        job = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=job_environ()
+        )
     final: dict[str, Any] | None = None
     from stratiflow.cli import format_record
 

@@ -48,15 +48,6 @@ _DAEMON_CLASSES = (
     "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
     "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
 )
-# Variables that would point the scripts at another Flink installation.
-_FOREIGN_FLINK_VARS = (
-    "FLINK_HOME",
-    "_FLINK_HOME_DETERMINED",
-    "FLINK_LIB_DIR",
-    "FLINK_OPT_DIR",
-    "FLINK_PLUGINS_DIR",
-    "FLINK_BIN_DIR",
-)
 
 
 @dataclass(frozen=True)
@@ -307,7 +298,7 @@ def cluster_env(instance: str = "default", paths: LocalPaths | None = None) -> d
     """
     paths = paths or local_paths()
     dirs = _instance_dirs(instance, paths)
-    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_FLINK_VARS}
+    env = procs.job_environ()
     venv_bin = str(Path(sys.executable).parent)
     env.update(
         {

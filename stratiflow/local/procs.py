@@ -207,3 +207,31 @@ def tail(path: Path, lines: int = 20) -> str:
 def indented(text: str, prefix: str = "  | ") -> str:
     """``text`` with every line prefixed, for log tails inside messages."""
     return "\n".join(prefix + line for line in text.splitlines())
+
+
+#: Variables a PyFlink client process sets on itself while it runs a job (gateway port,
+#: loopback server, worker settings) or that point at one Flink distribution. A job or
+#: cluster started afterwards from that process must not inherit them: with
+#: PYFLINK_GATEWAY_DISABLED set, for one, a new job refuses to start its gateway.
+PYFLINK_RUNTIME_VARS = (
+    "PYFLINK_GATEWAY_DISABLED",
+    "PYFLINK_GATEWAY_PORT",
+    "_PYFLINK_CONN_INFO_PATH",
+    "PYTHON_LOOPBACK_SERVER_ADDRESS",
+    "_PYTHON_WORKER_MEMORY_LIMIT",
+    "BOOT_LOG_DIR",
+    "SEMI_PERSISTENT_DIRECTORY",
+    "FLINK_HOME",
+    "_FLINK_HOME_DETERMINED",
+    "FLINK_CONF_DIR",
+    "FLINK_LIB_DIR",
+    "FLINK_OPT_DIR",
+    "FLINK_PLUGINS_DIR",
+    "FLINK_BIN_DIR",
+)
+
+
+def job_environ(base: dict[str, str] | None = None) -> dict[str, str]:
+    """A copy of the environment fit for starting a new Flink job or cluster."""
+    source = dict(os.environ) if base is None else base
+    return {k: v for k, v in source.items() if k not in PYFLINK_RUNTIME_VARS}
