@@ -15,6 +15,7 @@ from typing import Any
 if __package__ in (None, ""):  # `flink run -py jobs/train_predict.py` runs this as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kafka.errors import KafkaError
 from pyflink.common import Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
@@ -131,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         build_kafka_job(env, cfg, bounded=args.bounded)
     except (ConfigError, SetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KafkaError as exc:  # only --bounded talks to Kafka before the job starts
+        print(
+            f"error: cannot read the end offsets of {cfg.topics.events!r} from "
+            f"{cfg.kafka.bootstrap_servers}: {exc}",
+            file=sys.stderr,
+        )
         return 2
     env.execute(cfg.job.name)
     return 0

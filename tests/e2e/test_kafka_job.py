@@ -105,3 +105,13 @@ def test_two_keys_at_parallelism_two_through_kafka(broker, tmp_path):
     for key in ("alpha", "beta"):
         own = [e for e in events if e["key"] == key]
         assert finals[key]["cumulative"]["accuracy"] == river_progressive_accuracy(own)
+
+
+def test_unreachable_broker_fails_fast_with_a_clear_message(tmp_path):
+    from stratiflow.local.procs import free_port
+
+    config = write_config(tmp_path / "job.yaml", f"127.0.0.1:{free_port()}", "nowhere")
+    result = run_cli("submit", "--config", str(config), "--bounded", check=False, timeout=180)
+    assert result.returncode == 2
+    assert "cannot read the end offsets of 'nowhere-events'" in result.stderr
+    assert "Traceback" not in result.stderr
