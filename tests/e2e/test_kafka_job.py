@@ -115,3 +115,23 @@ def test_unreachable_broker_fails_fast_with_a_clear_message(tmp_path):
     assert result.returncode == 2
     assert "cannot read the end offsets of 'nowhere-events'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_detached_local_submit_runs_in_the_background(broker, tmp_path):
+    import re
+    import time
+
+    config = write_config(tmp_path / "job.yaml", broker.bootstrap, f"detached-{tmp_path.name}")
+    run_cli("produce", "sea", "--n", "200", "--config", str(config), "--quiet")
+    result = run_cli("submit", "--config", str(config), "--bounded", "--detached")
+    match = re.search(r"pid (\d+), log (\S+)\)", result.stdout)
+    assert match, result.stdout
+    pid = int(match.group(1))
+    from stratiflow.local.procs import pid_alive
+
+    deadline = time.monotonic() + 180
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not pid_alive(pid)
+    predictions = topic_values(broker.bootstrap, f"detached-{tmp_path.name}-predictions")
+    assert len(predictions) == 200
