@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from jobs.runtime import create_env
 from jobs.train_predict import build_pipeline
 from operators.raw import RAW_RECORD, raw_row
 from stratiflow.config import Config
+from stratiflow.sources import jsonl_lines
 
 OUTPUT_FILES = {"p": "predictions.jsonl", "m": "metrics.jsonl", "d": "dead_letters.jsonl"}
 
@@ -25,15 +25,6 @@ class BacktestResult:
     out_dir: Path
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, raw bytes) of each non-blank line; line numbers are 0-based offsets."""
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle):
-            stripped = line.rstrip(b"\r\n")
-            if stripped.strip():
-                yield number, stripped
-
-
 def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
     """Run ``build_pipeline`` over ``events`` and write the three output streams.
 
@@ -41,7 +32,7 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
     file as their topic and the 0-based line number as their offset.
     """
     env = create_env(cfg, embedded=True)
-    rows = [raw_row(str(events), 0, n, 0, None, line) for n, line in read_lines(events)]
+    rows = [raw_row(str(events), 0, n, 0, None, line) for n, line in jsonl_lines(events)]
     raw = (
         env.from_collection(rows, type_info=RAW_RECORD)
         .uid("source-file")

@@ -10,7 +10,6 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # `flink run -py jobs/train_predict.py` runs this as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -24,7 +23,7 @@ from operators.connectors import events_source, string_sink
 from operators.model import ModelOperator
 from operators.parse import ParseEvents
 from operators.tags import DEAD_LETTERS, METRICS
-from stratiflow.config import Config, ConfigError, load_config
+from stratiflow.config import Config, ConfigError, load_cli_config
 from stratiflow.kafka_io import end_offsets
 
 
@@ -111,17 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    import yaml
-
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        path, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(item, "expected PATH=VALUE")
-        overrides[path] = yaml.safe_load(value)
-    if args.bootstrap_servers:
-        overrides["kafka.bootstrap_servers"] = args.bootstrap_servers
-    return load_config(args.config, overrides)
+    return load_cli_config(args.config, args.set, args.bootstrap_servers)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,7 @@ class ModelOperator(KeyedProcessFunction):
             ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         now = _now_ms()
         out = step(state, event, now_ms=now, report_every=self.report_every)
+        report = metrics_report(state, event.key, now_ms=now) if out.report_due else None
         self.state.update(state)
         if out.prediction is not None:
             yield to_json(out.prediction.to_dict())
@@ -54,9 +55,8 @@ class ModelOperator(KeyedProcessFunction):
             raw = to_json_bytes(event.to_dict())
             letter = DeadLetter.of(out.rejection, raw, event.source, at=now, key=event.key)
             yield DEAD_LETTERS, to_json(letter.to_dict())
-        if out.report_due:
-            yield METRICS, to_json(metrics_report(state, event.key, now_ms=now))
-            self.state.update(state)
+        if report is not None:
+            yield METRICS, to_json(report)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         state: ModelState | None = self.state.value()

@@ -16,9 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
-from stratiflow.config import Config, ConfigError, load_config, redact
+from stratiflow.config import Config, ConfigError, load_cli_config, redact
 from stratiflow.local.paths import REPO_ROOT, local_paths
 from stratiflow.local.procs import job_environ
 from stratiflow.records import to_json_bytes
@@ -30,15 +28,7 @@ JOBS_DIR = Path(__file__).resolve().parents[1] / "jobs"
 
 
 def _config_from(args: argparse.Namespace, *, check_model: bool = True) -> Config:
-    overrides: dict[str, Any] = {}
-    for item in getattr(args, "set", None) or []:
-        path, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(item, "expected PATH=VALUE")
-        overrides[path] = yaml.safe_load(value)
-    if getattr(args, "bootstrap_servers", None):
-        overrides["kafka.bootstrap_servers"] = args.bootstrap_servers
-    return load_config(getattr(args, "config", None), overrides, check_model=check_model)
+    return load_cli_config(args.config, args.set, args.bootstrap_servers, check_model=check_model)
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -92,7 +82,7 @@ class Progress:
 # -- produce --------------------------------------------------------------------------------
 
 
-def _produce_records(args: argparse.Namespace) -> tuple[Iterable[bytes], int | None]:
+def _produce_records(args: argparse.Namespace) -> Iterable[bytes]:
     from stratiflow import sources
 
     source = str(args.source)
@@ -104,7 +94,7 @@ def _produce_records(args: argparse.Namespace) -> tuple[Iterable[bytes], int | N
     ):
         if not path.is_file():
             raise ValueError(f"{path} does not exist")
-        return sources.jsonl_records(path), None
+        return sources.jsonl_records(path)
     if path.suffix.lower() == ".csv":
         if not path.is_file():
             raise ValueError(f"{path} does not exist")
@@ -114,7 +104,7 @@ def _produce_records(args: argparse.Namespace) -> tuple[Iterable[bytes], int | N
             start_ts=start_ts,
             interval_ms=args.interval_ms,
         )
-        return (to_json_bytes(e) for e in events), None
+        return (to_json_bytes(e) for e in events)
     events = sources.river_events(
         source.lower(),
         n=args.n,
@@ -124,7 +114,7 @@ def _produce_records(args: argparse.Namespace) -> tuple[Iterable[bytes], int | N
         keys=keys,
         unlabelled_fraction=args.unlabelled_fraction,
     )
-    return (to_json_bytes(e) for e in events), None
+    return (to_json_bytes(e) for e in events)
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -134,14 +124,12 @@ def cmd_produce(args: argparse.Namespace) -> int:
     cfg = _config_from(args, check_model=False)
     topic = args.topic or cfg.topics.events
     try:
-        records, total = _produce_records(args)
+        records = _produce_records(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.limit is not None:
-        total = args.limit if total is None else min(total, args.limit)
-    if total is None and args.n is not None:
-        total = args.n
+    # Known only when the user said how many; files and whole datasets count up.
+    total = args.limit if args.limit is not None else args.n
     producer = kafka_io.producer(cfg.kafka.bootstrap_servers, cfg.kafka.properties)
     progress = Progress(total, quiet=args.quiet)
     start = time.monotonic()

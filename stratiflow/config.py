@@ -176,6 +176,28 @@ def load_config(
     return _build(raw, check_model=check_model)
 
 
+def load_cli_config(
+    path: str | Path | None,
+    set_items: list[str] | None = None,
+    bootstrap_servers: str | None = None,
+    *,
+    check_model: bool = True,
+) -> Config:
+    """A config from ``--config``, repeated ``--set PATH=VALUE`` and ``--bootstrap-servers``.
+
+    Values after ``=`` are read as YAML, so ``--set metrics.report_every=100`` is an int.
+    """
+    overrides: dict[str, Any] = {}
+    for item in set_items or []:
+        dotted, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(item, "expected PATH=VALUE")
+        overrides[dotted] = yaml.safe_load(value)
+    if bootstrap_servers:
+        overrides["kafka.bootstrap_servers"] = bootstrap_servers
+    return load_config(path, overrides, check_model=check_model)
+
+
 def with_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
     """A copy of ``cfg`` with dotted-path overrides applied and re-validated."""
     return load_config(cfg.to_dict(), overrides)

@@ -97,13 +97,18 @@ def river_events(
         yield event
 
 
-def jsonl_records(path: Path) -> Iterator[bytes]:
-    """Each non-blank line of a JSONL file, as raw bytes (bad lines pass through)."""
+def jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(0-based line number, raw bytes) of each non-blank line; bad lines pass through."""
     with path.open("rb") as handle:
-        for line in handle:
+        for number, line in enumerate(handle):
             stripped = line.rstrip(b"\r\n")
             if stripped.strip():
-                yield stripped
+                yield number, stripped
+
+
+def jsonl_records(path: Path) -> Iterator[bytes]:
+    """Each non-blank line of a JSONL file, as raw bytes."""
+    return (line for _, line in jsonl_lines(path))
 
 
 def _csv_value(text: str) -> Any:
