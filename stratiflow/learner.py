@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -182,6 +183,16 @@ def step(state: ModelState, event: Event, *, now_ms: int, report_every: int = 0)
         state.counts.rejected += 1
         return StepOutput(rejection=_model_error("predict", exc))
     t1 = time.perf_counter()
+    if not all(math.isfinite(p) for p in proba.values()):
+        # Overflowed state (e.g. after a 1e308 feature) yields NaN; JSON cannot carry it.
+        state.counts.rejected += 1
+        return StepOutput(
+            rejection=Rejection(
+                "model_output_not_finite",
+                f"the model returned non-finite probabilities {proba!r}; "
+                "an extreme feature value has probably overflowed its state",
+            )
+        )
     y_pred: Label | None = max(proba, key=proba.get) if proba else None
     version = state.model_version
 

@@ -35,6 +35,7 @@ REASONS: dict[str, str] = {
     "bad_label": "label is not a string, integer or boolean",
     "label_not_supported": "the configured model cannot learn this label (e.g. a binary model)",
     "model_rejected_input": "the model raised an error on this event's features",
+    "model_output_not_finite": "the model's probabilities were NaN or infinite for this event",
 }
 
 _MAX_TS = 2**53  # JSON numbers above this lose integer precision in many clients.

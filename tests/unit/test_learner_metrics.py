@@ -81,6 +81,22 @@ def test_model_errors_become_rejections_not_crashes():
     assert state.counts.seen == state.counts.predicted + state.counts.rejected
 
 
+def test_non_finite_model_output_is_rejected_not_emitted():
+    from stratiflow.records import to_json
+
+    state = ModelState.new(build_model(PIPELINE))
+    outs = [
+        step(state, Event(str(i), 0, {"x": v}, i % 2 == 0), now_ms=0)
+        for i, v in enumerate([1.0, 2.0, 1e308, -1e308, 1e308])
+    ]
+    rejected = [o.rejection for o in outs if o.rejection is not None]
+    assert rejected and {r.reason for r in rejected} == {"model_output_not_finite"}
+    for o in outs:
+        if o.prediction is not None:
+            to_json(o.prediction.to_dict())  # every emitted prediction is valid JSON
+    assert state.counts.seen == state.counts.predicted + state.counts.rejected
+
+
 def test_reports_every_n_scored_events_and_reconcile():
     state, outs = run(phishing_events()[:100], report_every=30)
     assert [i for i, o in enumerate(outs) if o.report_due] == [29, 59, 89]

@@ -287,6 +287,14 @@ def dead_letters() -> list[dict[str, Any]]:
     assert out.rejection is not None
     raw = to_json(event.to_dict()).encode()
     letters.append(DeadLetter.of(out.rejection, raw, event.source, at=9, key=event.key))
+    # An extreme value overflows the scaler: the model's probabilities become NaN.
+    overflow = ModelState.new(build_model(load_config(None).model))
+    for i, x in enumerate([1.0, 2.0, 1e308, -1e308, 1e308]):
+        extreme = Event(f"o{i}", 5, {"x": x}, label=i % 2 == 0, key="k")
+        out = step(overflow, extreme, now_ms=9)
+        if out.rejection is not None:
+            raw = to_json(extreme.to_dict()).encode()
+            letters.append(DeadLetter.of(out.rejection, raw, None, at=9, key="k"))
     # A validator bug (operators/parse.py catches it as invalid_event).
     crash = Rejection("invalid_event", "validation failed: RuntimeError: boom")
     letters.append(DeadLetter.of(crash, b"\x00\x9f", SourceRef("events", 0, 0), at=2))
