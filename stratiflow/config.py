@@ -67,11 +67,42 @@ class Topics:
     predictions: str = "predictions"
     metrics: str = "metrics"
     dead_letters: str = "dead-letters"
+    #: Per window and model key: what the sampler saw and what the model trained on.
+    sampling_stats: str = "sampling-stats"
 
 
 @dataclass(frozen=True)
 class SamplingSettings:
+    """How the training stream is sampled per class (see :mod:`stratiflow.sampling`)."""
+
     strategy: str = "none"
+    #: Event-time tumbling window length, in ms (YAML accepts ``10s``).
+    window: int = 10_000
+    #: Watermark bound: how far out of order events may arrive and still be on time.
+    max_out_of_orderness: int = 1_000
+    #: Extra time a window stays open after the watermark passes its end.
+    allowed_lateness: int = 0
+    #: A source split without events for this long stops holding the watermark back.
+    idle_timeout: int = 10_000
+    #: Reservoir size per (model key, class, window); bounds the sampler's memory.
+    capacity: int = 1_000
+    #: ``uniform``: fraction of each class kept.
+    rate: float = 0.1
+    #: ``balanced``/``target``: training examples per window and model key.
+    budget: int = 0
+    #: ``balanced``/``target``: top up a short class by drawing with replacement.
+    oversample: bool = False
+    #: ``oversample``: interpolate new minority examples instead of duplicating.
+    synthetic: bool = False
+    #: ``synthetic``: same-class neighbours an interpolation partner is drawn from.
+    neighbours: int = 5
+    #: ``target``: the class mix, ``{class: share}``; shares sum to 1.
+    target: Mapping[str, float] = field(default_factory=dict)
+    #: ``balanced``/``target``: weight of the past in the per-class frequency
+    #: estimate (0 = use only the current window).
+    decay: float = 0.0
+    #: The classes the job expects; when given, ``target`` may only name these.
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +142,11 @@ class Config:
             "kafka": {**vars_of(self.kafka), "properties": dict(self.kafka.properties)},
             "topics": vars_of(self.topics),
             "model": [{s.path: dict(s.params)} for s in self.model],
-            "sampling": vars_of(self.sampling),
+            "sampling": {
+                **vars_of(self.sampling),
+                "target": dict(self.sampling.target),
+                "classes": list(self.sampling.classes),
+            },
             "metrics": vars_of(self.metrics),
             "validation": vars_of(self.validation),
             "seed": self.seed,
@@ -127,7 +162,8 @@ _DURATION_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_HINTS = ("password", "secret", "jaas", "token", "credential", "key.password", "sasl")
 _SECTIONS = ("job", "kafka", "topics", "model", "sampling", "metrics", "validation", "seed")
-SAMPLING_STRATEGIES = ("none",)
+SAMPLING_STRATEGIES = ("none", "uniform", "balanced", "target", "undersample", "oversample")
+_SAMPLING_DURATIONS = ("window", "max_out_of_orderness", "allowed_lateness", "idle_timeout")
 EXECUTION_MODES = ("process", "thread")
 DELIVERY_GUARANTEES = ("none", "at_least_once", "exactly_once")
 STARTING_OFFSETS = ("earliest", "latest", "committed")
@@ -279,8 +315,7 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
                 f"needs a topic name (letters, digits, '.', '_', '-'), got {value!r}",
             )
 
-    sampling = _section(raw, "sampling", SamplingSettings)
-    _choice(sampling.strategy, SAMPLING_STRATEGIES, "sampling.strategy")
+    sampling = _sampling(raw)
 
     metrics = _section(raw, "metrics", MetricsSettings)
     if metrics.report_every < 1:
@@ -297,10 +332,94 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
     model = _model_steps(raw.get("model"))
     cfg = Config(job, kafka, topics, model, sampling, metrics, validation, seed)
     if check_model:
-        from stratiflow.learner import build_model  # river import is slow; only when needed
+        # river's import is slow; only when needed
+        from stratiflow.learner import build_model, label_policy
 
-        build_model(cfg.model)
+        model = build_model(cfg.model)
+        if label_policy(model).binary and sampling.strategy == "target":
+            _known_classes(
+                sampling.target, ("false", "true", "0", "1"), "the model is binary, its classes are"
+            )
     return cfg
+
+
+def _sampling(raw: dict[str, Any]) -> SamplingSettings:
+    from stratiflow.records import class_key
+
+    sampling = _section(raw, "sampling", SamplingSettings, durations=_SAMPLING_DURATIONS)
+    _choice(sampling.strategy, SAMPLING_STRATEGIES, "sampling.strategy")
+    durations = {
+        name: parse_duration_ms(getattr(sampling, name), f"sampling.{name}")
+        for name in _SAMPLING_DURATIONS
+    }
+    target = sampling.target
+    if not isinstance(target, Mapping):
+        raise ConfigError("sampling.target", "must be a mapping {class: share}")
+    classes = sampling.classes
+    if not isinstance(classes, list | tuple):
+        raise ConfigError("sampling.classes", "must be a list of class labels")
+    sampling = replace(
+        sampling,
+        **durations,
+        target={class_key(k): v for k, v in target.items()},
+        classes=tuple(class_key(c) for c in classes),
+    )
+    strategy = sampling.strategy
+    if sampling.window < 1:
+        raise ConfigError("sampling.window", "must be at least 1ms")
+    if sampling.capacity < 1:
+        raise ConfigError("sampling.capacity", "must be at least 1")
+    if sampling.neighbours < 1:
+        raise ConfigError("sampling.neighbours", "must be at least 1")
+    if not 0.0 < sampling.rate <= 1.0:
+        raise ConfigError("sampling.rate", f"must be in (0, 1], got {sampling.rate!r}")
+    if not 0.0 <= sampling.decay < 1.0:
+        raise ConfigError("sampling.decay", f"must be in [0, 1), got {sampling.decay!r}")
+    if strategy in ("balanced", "target") and sampling.budget <= 0:
+        raise ConfigError("sampling.budget", f"{strategy} needs a budget > 0 examples per window")
+    if sampling.budget and strategy not in ("balanced", "target"):
+        raise ConfigError(
+            "sampling.budget", f"only balanced and target use a budget, not {strategy}"
+        )
+    if sampling.rate != SamplingSettings.rate and strategy != "uniform":
+        raise ConfigError("sampling.rate", f"only uniform uses a rate, not {strategy}")
+    if sampling.decay and strategy not in ("balanced", "target"):
+        raise ConfigError("sampling.decay", f"only balanced and target use decay, not {strategy}")
+    if sampling.oversample and strategy not in ("balanced", "target"):
+        raise ConfigError(
+            "sampling.oversample",
+            f"only balanced and target top up short classes (strategy is {strategy}; "
+            "use strategy: oversample to grow every class)",
+        )
+    if sampling.synthetic and strategy != "oversample":
+        raise ConfigError(
+            "sampling.synthetic", f"only oversample makes synthetic examples, not {strategy}"
+        )
+    if strategy == "target":
+        if not target:
+            raise ConfigError("sampling.target", "target needs a class mix {class: share}")
+        for name, share in sampling.target.items():
+            if isinstance(share, bool) or not isinstance(share, int | float) or share < 0:
+                raise ConfigError(f"sampling.target.{name}", f"must be a share >= 0, got {share!r}")
+        total = sum(sampling.target.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ConfigError("sampling.target", f"shares must sum to 1, they sum to {total:g}")
+        if sampling.classes:
+            _known_classes(sampling.target, sampling.classes, "sampling.classes lists")
+    elif target:
+        raise ConfigError(
+            "sampling.target", f"only the target strategy uses a class mix, not {strategy}"
+        )
+    return sampling
+
+
+def _known_classes(target: Mapping[str, float], known: tuple[str, ...], why: str) -> None:
+    for name in target:
+        if name not in known:
+            raise ConfigError(
+                f"sampling.target.{name}",
+                f"unknown class ({why}: {', '.join(known)})",
+            )
 
 
 def _model_steps(value: Any) -> tuple[ModelStep, ...]:
@@ -324,7 +443,7 @@ def _model_steps(value: Any) -> tuple[ModelStep, ...]:
     return tuple(steps)
 
 
-def _section(raw: dict[str, Any], name: str, cls: type) -> Any:
+def _section(raw: dict[str, Any], name: str, cls: type, durations: tuple[str, ...] = ()) -> Any:
     value = raw.get(name, {})
     if value is None:
         value = {}
@@ -338,11 +457,14 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> Any:
         path = f"{name}.{key}"
         if isinstance(expected, bool) and not isinstance(given, bool):
             raise ConfigError(path, f"must be true or false, got {given!r}")
-        if isinstance(expected, int) and not isinstance(expected, bool):
-            if key.endswith("_ms"):
-                continue  # durations are parsed by the caller
-            if isinstance(given, bool) or not isinstance(given, int):
-                raise ConfigError(path, f"must be an integer, got {given!r}")
+        if key.endswith("_ms") or key in durations:
+            continue  # durations are parsed by the caller
+        not_number = isinstance(given, bool) or not isinstance(given, int | float)
+        if isinstance(expected, float) and not_number:
+            raise ConfigError(path, f"must be a number, got {given!r}")
+        is_int = isinstance(expected, int) and not isinstance(expected, bool)
+        if is_int and (isinstance(given, bool) or not isinstance(given, int)):
+            raise ConfigError(path, f"must be an integer, got {given!r}")
         if isinstance(expected, str) and not isinstance(given, str):
             raise ConfigError(path, f"must be a string, got {given!r}")
     return cls(**value)

@@ -34,7 +34,9 @@ from stratiflow.records import (
     Label,
     Prediction,
     Rejection,
+    class_key,
 )
+from stratiflow.sampling import Example
 from stratiflow.validate import LabelPolicy
 
 
@@ -135,6 +137,10 @@ class ModelState:
     learn_time: RunningStat = field(default_factory=RunningStat)
     reports: int = 0
     last_ts: int | None = None
+    #: Examples learned per class (the cumulative trained-on mix).
+    trained_on: dict[str, int] = field(default_factory=dict)
+    #: Sampled examples the model raised on while learning (their events were predicted).
+    learn_failed: int = 0
 
     @classmethod
     def new(cls, model: Any) -> ModelState:
@@ -155,7 +161,14 @@ class StepOutput:
     report_due: bool = False
 
 
-def step(state: ModelState, event: Event, *, now_ms: int, report_every: int = 0) -> StepOutput:
+def step(
+    state: ModelState,
+    event: Event,
+    *,
+    now_ms: int,
+    report_every: int = 0,
+    learn: bool = True,
+) -> StepOutput:
     """Predict, then (if labelled) score and learn — River's test-then-train order.
 
     An event that is predicted but not scored (the model has no answer yet,
@@ -173,6 +186,9 @@ def step(state: ModelState, event: Event, *, now_ms: int, report_every: int = 0)
         Wall-clock time for ``emitted_at`` (passed in so tests are deterministic).
     report_every
         Ask for a metrics report after every this many scored events (0: never).
+    learn
+        Learn from a labelled event right away (``sampling.strategy: none``).
+        With a sampler the model learns from :func:`learn_examples` instead.
     """
     x = event.model_input()
     state.counts.seen += 1
@@ -198,13 +214,16 @@ def step(state: ModelState, event: Event, *, now_ms: int, report_every: int = 0)
 
     scored = False
     if event.label is not None:
-        try:
-            state.model.learn_one(x, event.label)
-        except Exception as exc:
-            state.counts.rejected += 1
-            return StepOutput(rejection=_model_error("learn", exc))
-        state.learn_time.add(time.perf_counter() - t1)
-        state.counts.learned += 1
+        if learn:
+            try:
+                state.model.learn_one(x, event.label)
+            except Exception as exc:
+                state.counts.rejected += 1
+                return StepOutput(rejection=_model_error("learn", exc))
+            state.learn_time.add(time.perf_counter() - t1)
+            state.counts.learned += 1
+            cls = class_key(event.label)
+            state.trained_on[cls] = state.trained_on.get(cls, 0) + 1
         state.counts.labelled += 1
         if y_pred is not None:
             state.metrics.update(event.label, y_pred, proba)
@@ -227,6 +246,28 @@ def step(state: ModelState, event: Event, *, now_ms: int, report_every: int = 0)
     )
     due = scored and report_every > 0 and state.counts.scored % report_every == 0
     return StepOutput(prediction=prediction, report_due=due)
+
+
+def learn_examples(state: ModelState, examples: Iterable[Example]) -> int:
+    """Learn sampled training examples in order; returns how many were learned.
+
+    Their events were already predicted and scored when they arrived, so an
+    example the model raises on is counted (``learn_failed``), not dead-lettered.
+    """
+    learned = 0
+    for example in examples:
+        t0 = time.perf_counter()
+        try:
+            state.model.learn_one(example.x, example.y)
+        except Exception:
+            state.learn_failed += 1
+            continue
+        state.learn_time.add(time.perf_counter() - t0)
+        state.counts.learned += 1
+        cls = class_key(example.y)
+        state.trained_on[cls] = state.trained_on.get(cls, 0) + 1
+        learned += 1
+    return learned
 
 
 def _model_error(phase: str, exc: Exception) -> Rejection:
@@ -259,7 +300,9 @@ def metrics_report(
             "labelled": c.labelled,
             "unlabelled": c.unlabelled,
             "rejected": c.rejected,
+            "learn_failed": state.learn_failed,
         },
+        "trained_on": dict(sorted(state.trained_on.items())),
         "cumulative": state.metrics.summary(),
         "timing_us": {
             "predict": state.predict_time.summary(),

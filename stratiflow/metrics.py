@@ -24,12 +24,13 @@ _EPS = 1e-15
 
 
 class ClassificationMetrics:
-    """Cumulative accuracy, F1 (macro/weighted), per-class scores and log loss."""
+    """Cumulative accuracy, balanced accuracy, F1, per-class scores and log loss."""
 
     def __init__(self) -> None:
         self.cm = river_metrics.ConfusionMatrix()
         # These read the shared matrix; only the matrix itself is ever updated.
         self._accuracy = river_metrics.Accuracy(cm=self.cm)
+        self._balanced_accuracy = river_metrics.BalancedAccuracy(cm=self.cm)
         self._macro_f1 = river_metrics.MacroF1(cm=self.cm)
         self._weighted_f1 = river_metrics.WeightedF1(cm=self.cm)
         self._log_loss_sum = 0.0
@@ -64,6 +65,7 @@ class ClassificationMetrics:
             }
         return {
             "accuracy": self.accuracy,
+            "balanced_accuracy": float(self._balanced_accuracy.get()),
             "macro_f1": float(self._macro_f1.get()),
             "weighted_f1": float(self._weighted_f1.get()),
             "log_loss": self._log_loss_sum / self._log_loss_n if self._log_loss_n else None,

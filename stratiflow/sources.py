@@ -11,6 +11,7 @@ deterministic ids and timestamps, so the same command gives the same events.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import random
 from collections.abc import Callable, Iterator, Sequence
@@ -63,6 +64,7 @@ def river_events(
     interval_ms: int = 1000,
     keys: Sequence[str] = (DEFAULT_KEY,),
     unlabelled_fraction: float = 0.0,
+    minority_share: float | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Events from a River dataset or generator.
 
@@ -76,6 +78,11 @@ def river_events(
         Model keys, assigned round-robin so each key gets an interleaved share.
     unlabelled_fraction
         Share of events sent without a label (chosen with ``seed``).
+    minority_share
+        Make a binary dataset imbalanced: each event's class is drawn first
+        (positive — ``True``/``1`` — with this probability, seeded), then the
+        generator is read until it yields an example of that class. The
+        concept stays the generator's; only the class prior changes.
     """
     table = _datasets()
     if name not in table:
@@ -83,7 +90,12 @@ def river_events(
     factory, size = table[name]
     limit = n if n is not None else (size or DEFAULT_SYNTH_N)
     rng = random.Random(seed)
-    for i, (x, y) in enumerate(factory(seed).take(limit)):
+    stream = iter(factory(seed))
+    if minority_share is not None:
+        if not 0.0 < minority_share < 1.0:
+            raise ValueError(f"minority_share must be in (0, 1), got {minority_share}")
+        stream = _with_prior(stream, minority_share, random.Random(seed + 1))
+    for i, (x, y) in enumerate(itertools.islice(stream, limit)):
         label = _plain(y)
         if unlabelled_fraction and rng.random() < unlabelled_fraction:
             label = None
@@ -95,6 +107,20 @@ def river_events(
         }
         event["label"] = label
         yield event
+
+
+def _with_prior(
+    stream: Iterator[tuple[dict[str, Any], Any]], share: float, rng: random.Random
+) -> Iterator[tuple[dict[str, Any], Any]]:
+    waiting: dict[bool, list[tuple[dict[str, Any], Any]]] = {True: [], False: []}
+    for _ in itertools.count():
+        positive = rng.random() < share
+        while not waiting[positive]:
+            x, y = next(stream)
+            is_positive = bool(_plain(y))
+            if len(waiting[is_positive]) < 1000:  # bounded: skip surplus of the other class
+                waiting[is_positive].append((x, y))
+        yield waiting[positive].pop(0)
 
 
 def jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
