@@ -13,7 +13,12 @@ from operators.raw import RAW_RECORD, raw_row
 from stratiflow.config import Config
 from stratiflow.sources import jsonl_lines
 
-OUTPUT_FILES = {"p": "predictions.jsonl", "m": "metrics.jsonl", "d": "dead_letters.jsonl"}
+OUTPUT_FILES = {
+    "p": "predictions.jsonl",
+    "m": "metrics.jsonl",
+    "d": "dead_letters.jsonl",
+    "s": "sampling_stats.jsonl",
+}
 
 
 @dataclass(frozen=True)
@@ -22,11 +27,12 @@ class BacktestResult:
     predictions: int
     metrics: int
     dead_letters: int
+    sampling_stats: int
     out_dir: Path
 
 
 def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
-    """Run ``build_pipeline`` over ``events`` and write the three output streams.
+    """Run ``build_pipeline`` over ``events`` and write each output stream to a file.
 
     Each output file holds one contract record per line; dead letters name the
     file as their topic and the 0-based line number as their offset.
@@ -40,10 +46,18 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
     )
     # One source subtask, so parse at parallelism 1 to keep each key's order.
     outputs = build_pipeline(raw, cfg, parse_parallelism=1)
-    tagged = outputs.predictions.map(lambda s: "p" + s, output_type=Types.STRING()).union(
-        outputs.metrics.map(lambda s: "m" + s, output_type=Types.STRING()),
-        outputs.dead_letters.map(lambda s: "d" + s, output_type=Types.STRING()),
-    )
+    streams = {
+        "p": outputs.predictions,
+        "m": outputs.metrics,
+        "d": outputs.dead_letters,
+        "s": outputs.sampling_stats,
+    }
+    tagged_streams = [
+        stream.map(lambda s, tag=tag: tag + s, output_type=Types.STRING())
+        for tag, stream in streams.items()
+        if stream is not None
+    ]
+    tagged = tagged_streams[0].union(*tagged_streams[1:])
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = dict.fromkeys(OUTPUT_FILES, 0)
     handles = {tag: (out_dir / name).open("w") for tag, name in OUTPUT_FILES.items()}
@@ -55,7 +69,7 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
     finally:
         for handle in handles.values():
             handle.close()
-    return BacktestResult(len(rows), counts["p"], counts["m"], counts["d"], out_dir)
+    return BacktestResult(len(rows), counts["p"], counts["m"], counts["d"], counts["s"], out_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,7 @@ def create_env(cfg: Config, *, embedded: bool | None = None) -> StreamExecutionE
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_parallelism(cfg.job.parallelism)
+    env.get_config().set_auto_watermark_interval(cfg.sampling.watermark_interval)
     if cfg.job.checkpoint_interval_ms > 0:
         env.enable_checkpointing(cfg.job.checkpoint_interval_ms)
     env.add_jars(*jars)

@@ -22,45 +22,89 @@ from jobs.runtime import SetupError, create_env
 from operators.connectors import events_source, string_sink
 from operators.model import ModelOperator
 from operators.parse import ParseEvents
-from operators.tags import DEAD_LETTERS, METRICS
+from operators.sampler import AllocateWindow, ClassReservoirs, class_stratum, event_time_watermarks
+from operators.tags import DEAD_LETTERS, METRICS, SAMPLING_STATS
 from stratiflow.config import Config, ConfigError, load_cli_config
 from stratiflow.kafka_io import end_offsets
 
 
 @dataclass(frozen=True)
 class PipelineOutputs:
-    """The job's three output streams, each of JSON strings."""
+    """The job's output streams of JSON strings, and the sampler's training batches."""
 
     predictions: DataStream
     metrics: DataStream
     dead_letters: DataStream
+    #: Only with a sampler (``sampling.strategy`` other than ``none``).
+    sampling_stats: DataStream | None = None
+    training: DataStream | None = None
 
 
 def build_pipeline(
     raw: DataStream, cfg: Config, *, parse_parallelism: int | None = None
 ) -> PipelineOutputs:
-    """Wire parse+validate → key_by(model key) → model operator onto raw records.
+    """Wire parse+validate → (sampler) → key_by(model key) → model operator onto raw records.
 
     ``raw`` is any stream of :data:`operators.raw.RAW_RECORD` rows: the Kafka
     source in production, a bounded collection in the backtest and tests.
     ``parse_parallelism`` must equal the source's parallelism when the source
     is not partitioned by model key, so per-key order survives parsing.
     """
-    parsed = (
-        raw.process(ParseEvents(cfg), output_type=Types.PICKLED_BYTE_ARRAY())
-        .uid("parse-validate")
-        .name("parse + validate")
-    )
-    if parse_parallelism is not None:
-        parsed = parsed.set_parallelism(parse_parallelism)
+    pickled = Types.PICKLED_BYTE_ARRAY()
+    parsed = raw.process(ParseEvents(cfg), output_type=pickled).uid("parse-validate")
+    parsed = _same_parallelism(parsed.name("parse + validate"), parse_parallelism)
+    parse_rejects = parsed.get_side_output(DEAD_LETTERS)
+    stats = training = None
+    model_input = parsed
+    if cfg.sampling.strategy != "none":
+        events = _same_parallelism(
+            parsed.assign_timestamps_and_watermarks(event_time_watermarks(cfg.sampling))
+            .uid("event-time")
+            .name("event time + watermarks"),
+            parse_parallelism,
+        )
+        labelled = _same_parallelism(
+            events.filter(lambda event: event.label is not None)
+            .uid("labelled-only")
+            .name("labelled events"),
+            parse_parallelism,
+        )
+        training = (
+            labelled.key_by(class_stratum, key_type=Types.STRING())
+            .process(ClassReservoirs(cfg), output_type=pickled)
+            .uid("sampler-class-reservoirs")
+            .name(f"sampler: reservoir per class and {cfg.sampling.window} ms window")
+            .key_by(lambda summary: summary.key, key_type=Types.STRING())
+            .process(AllocateWindow(cfg), output_type=pickled)
+            .uid("sampler-allocate")
+            .name(f"sampler: allocate ({cfg.sampling.strategy})")
+        )
+        stats = training.get_side_output(SAMPLING_STATS)
+        # The model's key_by runs at the events' parallelism; when that is pinned
+        # (one ordered source), batches reach it through one channel per sender.
+        batches = training
+        if parse_parallelism is not None:
+            batches = _same_parallelism(
+                training.rebalance()
+                .map(lambda batch: batch, output_type=pickled)
+                .uid("sampler-handover")
+                .name("batches to the model's parallelism"),
+                parse_parallelism,
+            )
+        model_input = events.union(batches)
     scored = (
-        parsed.key_by(lambda event: event.key, key_type=Types.STRING())
+        model_input.key_by(lambda item: item.key, key_type=Types.STRING())
         .process(ModelOperator(cfg), output_type=Types.STRING())
         .uid("model")
         .name("model: predict, score, learn")
     )
-    dead_letters = parsed.get_side_output(DEAD_LETTERS).union(scored.get_side_output(DEAD_LETTERS))
-    return PipelineOutputs(scored, scored.get_side_output(METRICS), dead_letters)
+    dead_letters = parse_rejects.union(scored.get_side_output(DEAD_LETTERS))
+    return PipelineOutputs(scored, scored.get_side_output(METRICS), dead_letters, stats, training)
+
+
+def _same_parallelism(stream: DataStream, parallelism: int | None) -> DataStream:
+    """Operators between the source and the first key_by keep its parallelism (and order)."""
+    return stream if parallelism is None else stream.set_parallelism(parallelism)
 
 
 def attach_kafka_sinks(outputs: PipelineOutputs, cfg: Config) -> None:
@@ -69,7 +113,10 @@ def attach_kafka_sinks(outputs: PipelineOutputs, cfg: Config) -> None:
         ("predictions", outputs.predictions, cfg.topics.predictions),
         ("metrics", outputs.metrics, cfg.topics.metrics),
         ("dead-letters", outputs.dead_letters, cfg.topics.dead_letters),
+        ("sampling-stats", outputs.sampling_stats, cfg.topics.sampling_stats),
     ):
+        if stream is None:
+            continue
         stream.sink_to(string_sink(cfg, topic)).uid(f"sink-{name}").name(f"Kafka: {topic}")
 
 

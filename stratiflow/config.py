@@ -84,6 +84,12 @@ class SamplingSettings:
     allowed_lateness: int = 0
     #: A source split without events for this long stops holding the watermark back.
     idle_timeout: int = 10_000
+    #: How often watermarks are emitted (Flink's auto-watermark interval).
+    watermark_interval: int = 100
+    #: ``event_time``: an event is predicted by the model that learned every window
+    #: closed before its time (reproducible at any speed; waits for the watermark).
+    #: ``arrival``: predicted at once by whatever the model has learned so far.
+    order: str = "event_time"
     #: Reservoir size per (model key, class, window); bounds the sampler's memory.
     capacity: int = 1_000
     #: ``uniform``: fraction of each class kept.
@@ -163,7 +169,14 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_HINTS = ("password", "secret", "jaas", "token", "credential", "key.password", "sasl")
 _SECTIONS = ("job", "kafka", "topics", "model", "sampling", "metrics", "validation", "seed")
 SAMPLING_STRATEGIES = ("none", "uniform", "balanced", "target", "undersample", "oversample")
-_SAMPLING_DURATIONS = ("window", "max_out_of_orderness", "allowed_lateness", "idle_timeout")
+_SAMPLING_DURATIONS = (
+    "window",
+    "max_out_of_orderness",
+    "allowed_lateness",
+    "idle_timeout",
+    "watermark_interval",
+)
+SAMPLING_ORDERS = ("event_time", "arrival")
 EXECUTION_MODES = ("process", "thread")
 DELIVERY_GUARANTEES = ("none", "at_least_once", "exactly_once")
 STARTING_OFFSETS = ("earliest", "latest", "committed")
@@ -348,6 +361,7 @@ def _sampling(raw: dict[str, Any]) -> SamplingSettings:
 
     sampling = _section(raw, "sampling", SamplingSettings, durations=_SAMPLING_DURATIONS)
     _choice(sampling.strategy, SAMPLING_STRATEGIES, "sampling.strategy")
+    _choice(sampling.order, SAMPLING_ORDERS, "sampling.order")
     durations = {
         name: parse_duration_ms(getattr(sampling, name), f"sampling.{name}")
         for name in _SAMPLING_DURATIONS
@@ -367,6 +381,8 @@ def _sampling(raw: dict[str, Any]) -> SamplingSettings:
     strategy = sampling.strategy
     if sampling.window < 1:
         raise ConfigError("sampling.window", "must be at least 1ms")
+    if sampling.watermark_interval < 1:
+        raise ConfigError("sampling.watermark_interval", "must be at least 1ms")
     if sampling.capacity < 1:
         raise ConfigError("sampling.capacity", "must be at least 1")
     if sampling.neighbours < 1:

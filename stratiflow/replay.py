@@ -3,9 +3,10 @@
 :func:`replay` drives the same pieces the Flink operators drive — :func:`~stratiflow.learner.step`,
 :class:`~stratiflow.sampling.ClassWindows`, :class:`~stratiflow.sampling.WindowAllocator`,
 :func:`~stratiflow.learner.learn_examples` — over events in arrival order, with an
-ideal watermark (advanced after every event, as Flink's bounded-out-of-orderness
-generator would if it emitted continuously). It is the reference the Flink tier is
-compared with and what ``make eval-sampling`` uses to compare strategies quickly.
+ideal watermark (``max ts - max_out_of_orderness - 1``, advanced at every event)
+and the :class:`~stratiflow.alignment.EventTimeAligner` rule for when windows are
+learned. With ``sampling.order: event_time`` (the default) the Flink job computes
+the same predictions; it is the reference the Flink tier is compared with.
 
 >>> from stratiflow.config import load_config
 >>> from stratiflow.sources import river_events
@@ -21,10 +22,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stratiflow.alignment import EventTimeAligner
 from stratiflow.config import Config
 from stratiflow.learner import ModelState, build_model, learn_examples, metrics_report, step
 from stratiflow.records import Event, Prediction, Rejection, class_key
 from stratiflow.sampling import ClassWindows, TrainingBatch, WindowAllocator
+
+#: The watermark at the end of a bounded input (Flink's Long.MAX_VALUE).
+END_OF_TIME = 2**63 - 1
 
 
 @dataclass
@@ -48,7 +53,7 @@ def replay(
     result = ReplayResult()
     class_windows: dict[tuple[str, str], ClassWindows] = {}
     allocators: dict[str, WindowAllocator] = {}
-    max_ts: int | None = None
+    aligners: dict[str, EventTimeAligner] = {}
     watermark: int | None = None
 
     def state_of(key: str) -> ModelState:
@@ -76,30 +81,49 @@ def replay(
             fire_at = allocator_of(key).receive(class_windows[key, cls].close(start))
             if fire_at is not None:
                 allocator_due.add((fire_at, key, start))
-        for _, key, start in sorted(allocator_due):
+        for fire, key, start in sorted(allocator_due):
             batch, stats = allocators[key].close(start, now_ms=now_ms)
             result.batches.append(batch)
             result.stats.append(stats)
-            learn_examples(state_of(key), batch.examples)
+            aligner_of(key).add_batch(batch, fire)
 
-    for item in events:
-        event = item if isinstance(item, Event) else _event(item)
-        state = state_of(event.key)
+    def aligner_of(key: str) -> EventTimeAligner:
+        aligner = aligners.get(key)
+        if aligner is None:
+            aligner = aligners[key] = EventTimeAligner(sampling.max_out_of_orderness)
+        return aligner
+
+    def run(item: Event | TrainingBatch) -> None:
+        if isinstance(item, TrainingBatch):
+            learn_examples(state_of(item.key), item.examples)
+            return
+        state = state_of(item.key)
         out = step(
-            state,
-            event,
-            now_ms=now_ms,
-            report_every=cfg.metrics.report_every,
-            learn=not sampled,
+            state, item, now_ms=now_ms, report_every=cfg.metrics.report_every, learn=not sampled
         )
         if out.prediction is not None:
             result.predictions.append(out.prediction)
         if out.rejection is not None:
-            result.rejections.append((event, out.rejection))
+            result.rejections.append((item, out.rejection))
         if out.report_due:
-            result.reports.append(metrics_report(state, event.key, now_ms=now_ms))
+            result.reports.append(metrics_report(state, item.key, now_ms=now_ms))
+
+    def release(to: int) -> None:
+        for aligner in aligners.values():
+            for item in aligner.release(to):
+                run(item)
+
+    for item in events:
+        event = item if isinstance(item, Event) else _event(item)
         if not sampled:
+            run(event)
             continue
+        # The watermark this event implies (ideal: the generator emits at every event).
+        horizon = aligner_of(event.key).add_event(event)
+        if watermark is None or horizon > watermark:
+            watermark = horizon
+            advance(watermark)
+        release(watermark)
         if event.label is not None:
             cls = class_key(event.label)
             windows = class_windows.get((event.key, cls))
@@ -108,14 +132,10 @@ def replay(
                     event.key, cls, sampling, cfg.seed
                 )
             windows.offer(event, watermark)
-        max_ts = event.ts if max_ts is None else max(max_ts, event.ts)
-        new_watermark = max_ts - sampling.max_out_of_orderness - 1
-        if watermark is None or new_watermark > watermark:
-            watermark = new_watermark
-            advance(watermark)
 
     if sampled:  # end of input: the final watermark closes everything
-        advance(2**63 - 1)
+        advance(END_OF_TIME)
+        release(END_OF_TIME)
         for (key, _), windows in sorted(class_windows.items()):
             late = windows.take_late()
             if late is not None:

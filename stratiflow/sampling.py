@@ -297,7 +297,12 @@ def _stochastic_round(value: float, rng: random.Random) -> int:
 
 
 def _split(total: int, shares: Mapping[str, float], rng: random.Random) -> dict[str, int]:
-    """Largest-remainder split of ``total`` by ``shares``; ties broken by ``rng``.
+    """Split ``total`` by ``shares``, each class's count exact in expectation.
+
+    Every class gets the floor of its exact quota; the fractional parts are
+    resolved by systematic sampling (one seeded offset), so a class gets one
+    more with probability equal to its fractional part and the parts' total
+    is honoured to within one.
 
     >>> _split(10, {"a": 0.5, "b": 0.5}, random.Random(0))
     {'a': 5, 'b': 5}
@@ -306,10 +311,13 @@ def _split(total: int, shares: Mapping[str, float], rng: random.Random) -> dict[
     """
     exact = {c: total * s for c, s in shares.items()}
     counts = {c: math.floor(v) for c, v in exact.items()}
-    left = round(sum(exact.values())) - sum(counts.values())
-    order = sorted(exact, key=lambda c: (-(exact[c] - counts[c]), rng.random()))
-    for c in order[: max(left, 0)]:
-        counts[c] += 1
+    offset = rng.random()
+    cumulative = 0.0
+    for c in sorted(exact):
+        before = cumulative
+        cumulative += exact[c] - counts[c]
+        # one more if a point offset + k (k integer) falls in [before, cumulative)
+        counts[c] += math.ceil(cumulative - offset - 1e-12) - math.ceil(before - offset - 1e-12)
     return counts
 
 

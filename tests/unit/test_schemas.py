@@ -1,7 +1,8 @@
 """The JSON Schemas in ``schemas/`` against records the code really produces.
 
 Every record validated here comes out of stratiflow itself (``river_events``,
-``step``, ``metrics_report``, ``parse_event`` + ``DeadLetter``), encoded the way
+``step``, ``metrics_report``, ``parse_event`` + ``DeadLetter``, ``replay``'s
+sampling stats), encoded the way
 the job writes it to Kafka (``to_json``), so a field added or changed in the
 code without a schema update fails this test, and so does a schema change the
 code does not follow.
@@ -18,11 +19,12 @@ from jsonschema import Draft202012Validator
 from stratiflow.config import ModelStep, load_config
 from stratiflow.learner import ModelState, build_model, label_policy, metrics_report, step
 from stratiflow.records import DeadLetter, Event, Rejection, SourceRef, to_json
+from stratiflow.replay import replay
 from stratiflow.sources import river_events
 from stratiflow.validate import REASONS, LabelPolicy, Limits, event_from_object, parse_event
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
-NAMES = ("event", "prediction", "metrics", "dead_letter")
+NAMES = ("event", "prediction", "metrics", "dead_letter", "sampling_stats")
 N = 50
 
 
@@ -448,3 +450,107 @@ def test_dead_letter_schema_rejects_bad_base64():
     assert letter["raw_encoding"] == "base64"
     assert_valid("dead_letter", letter)
     assert_invalid("dead_letter", {**letter, "raw": "not base64!"})
+
+
+# --- sampling stats -----------------------------------------------------------------------
+
+SAMPLERS = {
+    "uniform": {"strategy": "uniform", "rate": 0.5},
+    "balanced": {"strategy": "balanced", "budget": 6, "oversample": True},
+    "balanced-decay": {"strategy": "balanced", "budget": 6, "decay": 0.7},
+    "target-decay": {
+        "strategy": "target",
+        "budget": 6,
+        "target": {"true": 0.3, "false": 0.7},
+        "decay": 0.5,
+    },
+    "undersample": {"strategy": "undersample"},
+    "oversample": {"strategy": "oversample", "synthetic": True, "capacity": 10},
+}
+
+
+def sampling_events() -> list[dict[str, Any]]:
+    """Two keys in order, some late events, and a late event of a class with no window left."""
+    events = list(
+        river_events(
+            "phishing", n=300, interval_ms=10, keys=("a", "b"), unlabelled_fraction=0.1, seed=2
+        )
+    )
+    for e in events[9::10]:
+        e["ts"] -= 2_000  # far behind the watermark: late
+    end = events[-1]["ts"] + 5_000
+
+    def tail(i: int, ts: int, label: bool) -> dict[str, Any]:
+        return {"id": f"z{i}", "ts": ts, "features": {"x": float(i)}, "label": label, "key": "z"}
+
+    # key z: window [end, end+500) has both classes, the next one only false; then a late
+    # true, whose class has no open window left: a window-null record at the end.
+    late = tail(3, end + 1, True)
+    return [*events, tail(0, end, True), tail(1, end, False), tail(2, end + 700, False), late]
+
+
+@pytest.fixture(scope="module")
+def sampling_stats() -> dict[str, list[dict[str, Any]]]:
+    events = sampling_events()
+    out = {}
+    for name, settings in SAMPLERS.items():
+        section = {"window": "500ms", "max_out_of_orderness": 0, **settings}
+        cfg = load_config({"sampling": section})
+        out[name] = replay(events, cfg, now_ms=1_700_000_000_000).stats
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_real_sampling_stats_match_the_sampling_stats_schema(sampling_stats, name):
+    records = sampling_stats[name]
+    assert len(records) > 10
+    for record in records:
+        assert_valid("sampling_stats", record)
+
+
+def test_the_sampling_stats_cover_every_shape(sampling_stats):
+    records = [r for rs in sampling_stats.values() for r in rs]
+    classes = [c for r in records for c in r["classes"].values()]
+    assert {r["strategy"] for r in records} == set(
+        load("sampling_stats")["properties"]["strategy"]["enum"]
+    )
+    assert {r["key"] for r in records} == {"a", "b", "z"}
+    late_only = [r for r in records if r["window"] is None]
+    assert late_only and all(r["classes"]["true"]["late"] == 1 for r in late_only)
+    assert all(r["trained_mix"] == {} and r["trained"] == 0 for r in late_only)
+    assert any("priors" in r for r in records) and any("priors" not in r for r in records)
+    assert any(c["late"] for c in classes if c["seen"])  # late count on a window record
+    assert any(c["synthetic"] for c in classes) and any(c["duplicated"] for c in classes)
+    assert any(c["available"] < c["seen"] for c in classes)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("schema_version", 2),
+        ("key", ""),
+        ("strategy", "none"),
+        ("window", DELETE),
+        ("window/start", "0"),
+        ("window/end", DELETE),
+        ("window/size", 500),
+        ("classes/true/seen", -1),
+        ("classes/true/trained", 1.5),
+        ("classes/true/late", DELETE),
+        ("classes/true/unexpected", 1),
+        ("classes/true", 3),
+        ("trained", -1),
+        ("trained_mix/true", 1.5),
+        ("trained_mix/true", "0.5"),
+        ("cumulative_trained/true", 0.5),
+        ("priors/true", -1.0),
+        ("priors", [1.0]),
+        ("emitted_at", None),
+        ("unexpected", 1),
+    ],
+)
+def test_sampling_stats_schema_rejects(sampling_stats, path, value):
+    record = wire(next(r for r in sampling_stats["target-decay"] if r["window"] and r["trained"]))
+    assert "true" in record["classes"] and "true" in record["trained_mix"]
+    assert_valid("sampling_stats", record)
+    assert_invalid("sampling_stats", mutated(record, path, value))
