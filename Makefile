@@ -9,7 +9,7 @@ PROVISIONED := .stratiflow/.provisioned
 # Fast tiers first: a broken unit test fails in seconds, not after the cluster tests.
 PYTEST := $(PY) -m pytest
 
-.PHONY: help setup demo test test-unit test-flink test-e2e lint stop clean
+.PHONY: help setup demo test test-unit test-flink test-e2e lint stop clean eval-sampling
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n",$$1,$$2}'
@@ -46,6 +46,9 @@ test-e2e: setup ## end-to-end tier (local broker, standalone Flink, CLI)
 
 test: setup lint ## lint, then every test tier
 	$(PYTEST) tests/unit stratiflow tests/flink tests/e2e
+
+eval-sampling: setup ## compare sampling strategies on an imbalanced stream; writes benchmarks/results/sampling.json and the README table
+	$(PY) benchmarks/eval_sampling.py
 
 stop: ## stop the local broker and Flink cluster started by stratiflow
 	-@[ -x $(SF) ] && $(SF) local flink stop || true

@@ -113,6 +113,7 @@ def _produce_records(args: argparse.Namespace) -> Iterable[bytes]:
         interval_ms=args.interval_ms,
         keys=keys,
         unlabelled_fraction=args.unlabelled_fraction,
+        minority_share=args.minority_share,
     )
     return (to_json_bytes(e) for e in events)
 
@@ -343,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="share of generated events sent without a label",
+    )
+    p.add_argument(
+        "--minority-share",
+        type=float,
+        help="make a binary generator imbalanced: share of the positive class, e.g. 0.05",
     )
     p.add_argument("--label-column", default="label", help="CSV column holding the label")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -35,6 +35,7 @@ def write_config(path: Path, bootstrap: str, prefix: str, **sections: Any) -> Pa
             "predictions": f"{prefix}-predictions",
             "metrics": f"{prefix}-metrics",
             "dead_letters": f"{prefix}-dead-letters",
+            "sampling_stats": f"{prefix}-sampling-stats",
         },
         "model": [
             {"preprocessing.StandardScaler": {}},
