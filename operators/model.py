@@ -11,13 +11,11 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
 from operators.tags import DEAD_LETTERS, END_OF_INPUT, METRICS
-from stratiflow.alignment import EventTimeAligner
+from stratiflow.alignment import END_OF_TIME, EventTimeAligner
 from stratiflow.config import Config
 from stratiflow.learner import ModelState, build_model, learn_examples, metrics_report, step
 from stratiflow.records import DeadLetter, Event, to_json, to_json_bytes
 from stratiflow.sampling import TrainingBatch
-
-_END_OF_TIME = 2**63 - 1
 
 
 def _now_ms() -> int:
@@ -53,7 +51,6 @@ class ModelOperator(KeyedProcessFunction):
         self.report_every = self.cfg.metrics.report_every
         self.learn_on_arrival = sampling.strategy == "none"
         self.aligned = sampling.strategy != "none" and sampling.order == "event_time"
-        self.lateness = sampling.allowed_lateness
 
     def process_element(
         self, item: Event | TrainingBatch, ctx: KeyedProcessFunction.Context
@@ -70,7 +67,7 @@ class ModelOperator(KeyedProcessFunction):
             self.cfg.sampling.max_out_of_orderness
         )
         if isinstance(item, TrainingBatch):
-            aligner.add_batch(item, item.end - 1 + self.lateness)
+            aligner.add_batch(item)
         else:
             aligner.add_event(item)
         timers = ctx.timer_service()
@@ -86,7 +83,7 @@ class ModelOperator(KeyedProcessFunction):
         key = ctx.get_current_key()
         aligner: EventTimeAligner | None = self.held.value() if self.aligned else None
         if aligner is not None:
-            until = _END_OF_TIME if timestamp == END_OF_INPUT else timestamp
+            until = END_OF_TIME if timestamp == END_OF_INPUT else timestamp
             for ready in aligner.release(until):
                 yield from self._run(state, ready, key)
             self._wait(aligner, ctx.timer_service())

@@ -19,6 +19,7 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
 from operators.tags import END_OF_INPUT, SAMPLING_STATS
+from stratiflow.alignment import END_OF_TIME
 from stratiflow.config import Config, SamplingSettings
 from stratiflow.records import Event, class_key, to_json
 from stratiflow.sampling import ClassSummary, ClassWindows, WindowAllocator
@@ -129,15 +130,10 @@ class AllocateWindow(KeyedProcessFunction):
         if allocator is None:
             return
         now = int(time.time() * 1000)
-        lateness = self.settings.allowed_lateness
-        for start in sorted(allocator.pending):
-            if (
-                timestamp == END_OF_INPUT
-                or allocator.pending[start].end - 1 + lateness == timestamp
-            ):
-                batch, stats = allocator.close(start, now_ms=now)
-                yield batch
-                yield SAMPLING_STATS, to_json(stats)
+        for start in allocator.due(END_OF_TIME if timestamp == END_OF_INPUT else timestamp):
+            batch, stats = allocator.close(start, now_ms=now)
+            yield batch
+            yield SAMPLING_STATS, to_json(stats)
         if timestamp == END_OF_INPUT:
             late = allocator.flush_late(now_ms=now)
             if late is not None:

@@ -14,7 +14,7 @@ same rule, so a backtest, a replayed Kafka topic and a live job agree.
 >>> aligner = EventTimeAligner(max_out_of_orderness=0)
 >>> aligner.add_event(Event("a", 500, {}))
 499
->>> aligner.add_batch(TrainingBatch("default", 0, 1000, []), fire=999)
+>>> aligner.add_batch(TrainingBatch("default", 0, 1000, 999, []))
 >>> aligner.add_event(Event("b", 1500, {}))
 1499
 >>> [getattr(item, "id", "batch") for item in aligner.release(watermark=2000)]
@@ -29,6 +29,9 @@ from collections.abc import Iterator
 
 from stratiflow.records import Event
 from stratiflow.sampling import TrainingBatch
+
+#: The watermark at the end of a bounded input (Flink's Long.MAX_VALUE).
+END_OF_TIME = 2**63 - 1
 
 
 class EventTimeAligner:
@@ -49,9 +52,9 @@ class EventTimeAligner:
         self.events.append((release, event))
         return release
 
-    def add_batch(self, batch: TrainingBatch, fire: int) -> None:
-        """Queue a window's batch; it is learned once the watermark reaches ``fire``."""
-        heapq.heappush(self.batches, (fire, batch.start, batch))
+    def add_batch(self, batch: TrainingBatch) -> None:
+        """Queue a window's batch; it is learned once the watermark reaches its fire time."""
+        heapq.heappush(self.batches, (batch.fire, batch.start, batch))
 
     def release(self, watermark: int) -> Iterator[Event | TrainingBatch]:
         """Items whose turn has come by ``watermark``, in order: a batch before any

@@ -146,6 +146,13 @@ class ModelState:
     def new(cls, model: Any) -> ModelState:
         return cls(model=model)
 
+    def record_learned(self, label: Label, seconds: float) -> None:
+        """Count one learned example of class ``label`` that took ``seconds``."""
+        self.learn_time.add(seconds)
+        self.counts.learned += 1
+        cls = class_key(label)
+        self.trained_on[cls] = self.trained_on.get(cls, 0) + 1
+
     @property
     def model_version(self) -> int:
         """Examples learned so far: a prediction's version says what the model had seen."""
@@ -220,10 +227,7 @@ def step(
             except Exception as exc:
                 state.counts.rejected += 1
                 return StepOutput(rejection=_model_error("learn", exc))
-            state.learn_time.add(time.perf_counter() - t1)
-            state.counts.learned += 1
-            cls = class_key(event.label)
-            state.trained_on[cls] = state.trained_on.get(cls, 0) + 1
+            state.record_learned(event.label, time.perf_counter() - t1)
         state.counts.labelled += 1
         if y_pred is not None:
             state.metrics.update(event.label, y_pred, proba)
@@ -262,10 +266,7 @@ def learn_examples(state: ModelState, examples: Iterable[Example]) -> int:
         except Exception:
             state.learn_failed += 1
             continue
-        state.learn_time.add(time.perf_counter() - t0)
-        state.counts.learned += 1
-        cls = class_key(example.y)
-        state.trained_on[cls] = state.trained_on.get(cls, 0) + 1
+        state.record_learned(example.y, time.perf_counter() - t0)
         learned += 1
     return learned
 

@@ -22,14 +22,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stratiflow.alignment import EventTimeAligner
+from stratiflow.alignment import END_OF_TIME, EventTimeAligner
 from stratiflow.config import Config
 from stratiflow.learner import ModelState, build_model, learn_examples, metrics_report, step
 from stratiflow.records import Event, Prediction, Rejection, class_key
 from stratiflow.sampling import ClassWindows, TrainingBatch, WindowAllocator
-
-#: The watermark at the end of a bounded input (Flink's Long.MAX_VALUE).
-END_OF_TIME = 2**63 - 1
 
 
 @dataclass
@@ -78,14 +75,14 @@ def replay(
         )
         allocator_due: set[tuple[int, str, int]] = set()
         for _, (key, cls), start in due:
-            fire_at = allocator_of(key).receive(class_windows[key, cls].close(start))
-            if fire_at is not None:
-                allocator_due.add((fire_at, key, start))
-        for fire, key, start in sorted(allocator_due):
+            fire = allocator_of(key).receive(class_windows[key, cls].close(start))
+            if fire is not None:
+                allocator_due.add((fire, key, start))
+        for _, key, start in sorted(allocator_due):
             batch, stats = allocators[key].close(start, now_ms=now_ms)
             result.batches.append(batch)
             result.stats.append(stats)
-            aligner_of(key).add_batch(batch, fire)
+            aligner_of(key).add_batch(batch)
 
     def aligner_of(key: str) -> EventTimeAligner:
         aligner = aligners.get(key)

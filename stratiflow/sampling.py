@@ -127,13 +127,14 @@ class ClassSummary:
     """What stage 1 hands stage 2 for one (model key, class, window).
 
     ``start`` is ``None`` for a summary that only carries late counts (sent when
-    the input ends).
+    the input ends). ``fire`` is the watermark at which the window closed.
     """
 
     key: str
     cls: str
     start: int | None
     end: int | None
+    fire: int | None
     seen: int
     late: int
     samples: list[Event]
@@ -179,7 +180,14 @@ class ClassWindows:
         reservoir = self.open.pop(start)
         late, self.late = self.late, 0
         return ClassSummary(
-            self.key, self.cls, start, start + self.size, reservoir.seen, late, reservoir.items()
+            self.key,
+            self.cls,
+            start,
+            start + self.size,
+            self.fire_time(start),
+            reservoir.seen,
+            late,
+            reservoir.items(),
         )
 
     def take_late(self) -> ClassSummary | None:
@@ -187,7 +195,7 @@ class ClassWindows:
         if not self.late:
             return None
         late, self.late = self.late, 0
-        return ClassSummary(self.key, self.cls, None, None, 0, late, [])
+        return ClassSummary(self.key, self.cls, None, None, None, 0, late, [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +210,16 @@ class Example:
 
 @dataclass(frozen=True, slots=True)
 class TrainingBatch:
-    """A window's allocated examples for one model key, already shuffled."""
+    """A window's allocated examples for one model key, already shuffled.
+
+    ``fire`` is the watermark at which the window closed: the model learns the
+    batch once its own watermark reaches it (:mod:`stratiflow.alignment`).
+    """
 
     key: str
     start: int
     end: int
+    fire: int
     examples: list[Example]
 
 
@@ -264,9 +277,9 @@ def plan_quotas(
         return {c: Quota(largest, available[c], largest - available[c]) for c in classes}
     elif strategy in ("balanced", "target"):
         if strategy == "balanced":
-            active = [c for c in classes]
+            active = set(classes)
             if priors:
-                active = sorted({*classes, *(c for c, p in priors.items() if p >= _ACTIVE_PRIOR)})
+                active |= {c for c, p in priors.items() if p >= _ACTIVE_PRIOR}
             shares = {c: 1.0 / len(active) for c in active}
         else:
             shares = {c: float(settings.target.get(c, 0.0)) for c in classes}
@@ -380,6 +393,7 @@ def _duplicate(event: Event, j: int) -> Example:
 @dataclass(slots=True)
 class _Pending:
     end: int
+    fire: int
     classes: dict[str, ClassSummary] = field(default_factory=dict)
 
 
@@ -404,14 +418,18 @@ class WindowAllocator:
         """
         if summary.late:
             self.late[summary.cls] = self.late.get(summary.cls, 0) + summary.late
-        if summary.start is None or summary.end is None:
+        if summary.start is None or summary.end is None or summary.fire is None:
             return None
         pending = self.pending.get(summary.start)
         first = pending is None
         if pending is None:
-            pending = self.pending[summary.start] = _Pending(summary.end)
+            pending = self.pending[summary.start] = _Pending(summary.end, summary.fire)
         pending.classes[summary.cls] = summary
-        return summary.end - 1 + self.settings.allowed_lateness if first else None
+        return summary.fire if first else None
+
+    def due(self, watermark: int) -> list[int]:
+        """Starts of the pending windows the watermark ``watermark`` has closed, oldest first."""
+        return sorted(start for start, p in self.pending.items() if p.fire <= watermark)
 
     def close(self, start: int, *, now_ms: int) -> tuple[TrainingBatch, dict[str, Any]]:
         """Allocate the window starting at ``start``: its training batch and stats record."""
@@ -457,7 +475,7 @@ class WindowAllocator:
             }
         rng.shuffle(examples)
         self.windows += 1
-        batch = TrainingBatch(self.key, start, pending.end, examples)
+        batch = TrainingBatch(self.key, start, pending.end, pending.fire, examples)
         window = {"start": start, "end": pending.end}
         return batch, self._stats(window, per_class, len(examples), priors, now_ms)
 

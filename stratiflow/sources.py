@@ -14,6 +14,7 @@ import csv
 import itertools
 import json
 import random
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def river_events(
 def _with_prior(
     stream: Iterator[tuple[dict[str, Any], Any]], share: float, rng: random.Random
 ) -> Iterator[tuple[dict[str, Any], Any]]:
-    waiting: dict[bool, list[tuple[dict[str, Any], Any]]] = {True: [], False: []}
+    waiting: dict[bool, deque[tuple[dict[str, Any], Any]]] = {True: deque(), False: deque()}
     for _ in itertools.count():
         positive = rng.random() < share
         while not waiting[positive]:
@@ -120,7 +121,7 @@ def _with_prior(
             is_positive = bool(_plain(y))
             if len(waiting[is_positive]) < 1000:  # bounded: skip surplus of the other class
                 waiting[is_positive].append((x, y))
-        yield waiting[positive].pop(0)
+        yield waiting[positive].popleft()
 
 
 def jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:

@@ -82,3 +82,10 @@ def assert_matches_river(
 def read_jsonl(path: Any) -> list[dict[str, Any]]:
     with open(path) as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def topic_values(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every record on ``topic`` (up to its true end), decoded from JSON."""
+    from stratiflow import kafka_io
+
+    return [json.loads(r.value) for r in kafka_io.read_topic(bootstrap, topic, idle_timeout_s=3)]

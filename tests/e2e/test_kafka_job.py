@@ -1,7 +1,5 @@
 """The Kafka job on an embedded MiniCluster: parity with River, backtest equality, no lost tail."""
 
-import json
-
 import pytest
 
 from stratiflow import kafka_io
@@ -13,14 +11,11 @@ from tests.helpers import (
     read_jsonl,
     river_progressive_accuracy,
     river_reference,
+    topic_values,
 )
 
 pytestmark = pytest.mark.e2e
 START_TS = 1_700_000_000_000
-
-
-def topic_values(bootstrap, topic):
-    return [json.loads(r.value) for r in kafka_io.read_topic(bootstrap, topic, idle_timeout_s=3)]
 
 
 @pytest.fixture(scope="module")

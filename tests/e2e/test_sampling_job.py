@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import pytest
 import yaml
 
-from stratiflow import kafka_io
 from stratiflow.records import class_key
 from stratiflow.sources import river_events
 from tests.e2e.cli import run_cli, write_config
+from tests.helpers import topic_values
 
 pytestmark = pytest.mark.e2e
 START_TS = 1_700_000_000_000
 N = 2000
-
-
-def topic_values(bootstrap, topic):
-    return [json.loads(r.value) for r in kafka_io.read_topic(bootstrap, topic, idle_timeout_s=3)]
 
 
 def test_sampling_stats_reconcile_with_the_events_produced(broker, tmp_path):
