@@ -356,7 +356,8 @@ def synthesize(samples: list[Event], n: int, neighbours: int, rng: random.Random
     out = []
     for j in range(n):
         i = rng.randrange(len(samples))
-        distance = ((filled - filled[i]) ** 2).sum(axis=1)
+        with np.errstate(over="ignore"):  # huge features: an infinite distance still ranks
+            distance = ((filled - filled[i]) ** 2).sum(axis=1)
         distance[i] = np.inf
         nearest = np.argpartition(distance, k - 1)[:k]
         partner = samples[int(nearest[rng.randrange(k)])]
@@ -366,7 +367,9 @@ def synthesize(samples: list[Event], n: int, neighbours: int, rng: random.Random
         for f in names:
             a, b = base.features.get(f), partner.features.get(f)
             if _is_number(a) and _is_number(b):
-                x[f] = float(a) + gap * (float(b) - float(a))  # type: ignore[arg-type]
+                # The convex form stays finite for any finite a, b; a + gap*(b - a)
+                # overflows when b - a does (e.g. 1e308 and -1e308).
+                x[f] = (1.0 - gap) * float(a) + gap * float(b)  # type: ignore[arg-type]
         assert base.label is not None
         out.append(Example(f"{base.id}~synthetic{j}", x, base.label, "synthetic"))
     return out

@@ -894,3 +894,15 @@ def test_rebalancing_helps_the_minority_class(imbalanced, unsampled, sampling):
     ba, recall = stream_scores(imbalanced, sampling)
     assert ba - base_ba >= MIN_BALANCED_ACCURACY_GAIN, (base_ba, ba)
     assert recall - base_recall >= MIN_RECALL_GAIN, (base_recall, recall)
+
+
+def test_synthetic_examples_of_extreme_finite_features_stay_finite():
+    """Interpolating between 1e308 and -1e308 must not overflow to infinity."""
+    samples = [
+        Event("a", 0, {"x": 1e308, "y": 1.0}, label=True),
+        Event("b", 0, {"x": -1e308, "y": 2.0}, label=True),
+    ]
+    out = synthesize(samples, 50, 5, random.Random(1))
+    assert len(out) == 50
+    assert all(math.isfinite(v) for e in out for v in e.x.values())
+    assert all(-1e308 <= e.x["x"] <= 1e308 for e in out)
