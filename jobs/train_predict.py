@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # `flink run -py jobs/train_predict.py` runs this as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -20,12 +22,15 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from jobs.runtime import SetupError, create_env
 from operators.connectors import events_source, string_sink
+from operators.labels import JoinLabels
 from operators.model import ModelOperator
 from operators.parse import ParseEvents
 from operators.sampler import AllocateWindow, ClassReservoirs, class_stratum, event_time_watermarks
 from operators.tags import DEAD_LETTERS, METRICS, SAMPLING_STATS
 from stratiflow.config import Config, ConfigError, load_cli_config
 from stratiflow.kafka_io import end_offsets
+from stratiflow.labels import Answer
+from stratiflow.records import Event
 
 
 @dataclass(frozen=True)
@@ -41,36 +46,66 @@ class PipelineOutputs:
 
 
 def build_pipeline(
-    raw: DataStream, cfg: Config, *, parse_parallelism: int | None = None
+    raw: DataStream,
+    cfg: Config,
+    *,
+    parse_parallelism: int | None = None,
+    raw_labels: DataStream | None = None,
 ) -> PipelineOutputs:
-    """Wire parse+validate → (sampler) → key_by(model key) → model operator onto raw records.
+    """Wire parse+validate → (label join) → (sampler) → key_by(model key) → model operator.
 
     ``raw`` is any stream of :data:`operators.raw.RAW_RECORD` rows: the Kafka
     source in production, a bounded collection in the backtest and tests.
-    ``parse_parallelism`` must equal the source's parallelism when the source
-    is not partitioned by model key, so per-key order survives parsing.
+    ``raw_labels`` is the labels topic's stream when ``labels.source`` is
+    ``topic``. ``parse_parallelism`` must equal the source's parallelism when
+    the source is not partitioned by model key, so per-key order survives parsing.
     """
     pickled = Types.PICKLED_BYTE_ARRAY()
+    sampled = cfg.sampling.strategy != "none"
     parsed = raw.process(ParseEvents(cfg), output_type=pickled).uid("parse-validate")
     parsed = _same_parallelism(parsed.name("parse + validate"), parse_parallelism)
     parse_rejects = parsed.get_side_output(DEAD_LETTERS)
-    stats = training = None
-    model_input = parsed
-    if cfg.sampling.strategy != "none":
-        events = _same_parallelism(
+    if raw_labels is not None:
+        labels = (
+            raw_labels.process(ParseEvents(cfg, labels_only=True), output_type=pickled)
+            .uid("parse-labels")
+            .name("parse labels")
+        )
+        parse_rejects = parse_rejects.union(labels.get_side_output(DEAD_LETTERS))
+    if sampled:
+        # Watermarks come from the records' own ts, before anything is keyed.
+        parsed = _same_parallelism(
             parsed.assign_timestamps_and_watermarks(event_time_watermarks(cfg.sampling))
             .uid("event-time")
             .name("event time + watermarks"),
             parse_parallelism,
         )
-        labelled = _same_parallelism(
-            events.filter(lambda event: event.label is not None)
+        if raw_labels is not None:
+            labels = labels.assign_timestamps_and_watermarks(
+                event_time_watermarks(cfg.sampling)
+            ).uid("labels-event-time")
+    items = parsed
+    if cfg.labels.source != "none":
+        joinable = parsed.union(labels) if raw_labels is not None else parsed
+        items = (
+            joinable.key_by(lambda record: record.key, key_type=Types.STRING())
+            .process(JoinLabels(cfg), output_type=pickled)
+            .uid("label-join")
+            .name(f"labels: join by id (ttl {cfg.labels.ttl} ms)")
+        )
+        # Keyed from here on: per-key order no longer depends on the source's parallelism.
+        parse_parallelism = None
+    stats = training = None
+    model_input = items
+    if sampled:
+        examples = _same_parallelism(
+            items.flat_map(labelled_examples, output_type=pickled)
             .uid("labelled-only")
-            .name("labelled events"),
+            .name("labelled examples"),
             parse_parallelism,
         )
         training = (
-            labelled.key_by(class_stratum, key_type=Types.STRING())
+            examples.key_by(class_stratum, key_type=Types.STRING())
             .process(ClassReservoirs(cfg), output_type=pickled)
             .uid("sampler-class-reservoirs")
             .name(f"sampler: reservoir per class and {cfg.sampling.window} ms window")
@@ -91,7 +126,7 @@ def build_pipeline(
                 .name("batches to the model's parallelism"),
                 parse_parallelism,
             )
-        model_input = events.union(batches)
+        model_input = items.union(batches)
     scored = (
         model_input.key_by(lambda item: item.key, key_type=Types.STRING())
         .process(ModelOperator(cfg), output_type=Types.STRING())
@@ -100,6 +135,15 @@ def build_pipeline(
     )
     dead_letters = parse_rejects.union(scored.get_side_output(DEAD_LETTERS))
     return PipelineOutputs(scored, scored.get_side_output(METRICS), dead_letters, stats, training)
+
+
+def labelled_examples(item: Any) -> Iterator[Event]:
+    """What the sampler learns from: labelled events, and delayed labels joined to
+    their events (at the label's time)."""
+    if isinstance(item, Answer):
+        yield item.as_event()
+    elif isinstance(item, Event) and item.label is not None:
+        yield item
 
 
 def _same_parallelism(stream: DataStream, parallelism: int | None) -> DataStream:
@@ -123,16 +167,23 @@ def attach_kafka_sinks(outputs: PipelineOutputs, cfg: Config) -> None:
 def build_kafka_job(
     env: StreamExecutionEnvironment, cfg: Config, *, bounded: bool = False
 ) -> PipelineOutputs:
-    """The full Kafka-to-Kafka graph; ``bounded`` stops at the topic's current end."""
-    stop = (
-        end_offsets(cfg.kafka.bootstrap_servers, cfg.topics.events, cfg.kafka.properties)
-        if bounded
-        else None
-    )
-    raw = env.from_source(
-        events_source(cfg, stop), WatermarkStrategy.no_watermarks(), f"Kafka: {cfg.topics.events}"
-    ).uid("source-events")
-    outputs = build_pipeline(raw, cfg)
+    """The full Kafka-to-Kafka graph; ``bounded`` stops at the topics' current ends."""
+
+    def source(topic: str, uid: str) -> DataStream:
+        stop = (
+            end_offsets(cfg.kafka.bootstrap_servers, topic, cfg.kafka.properties)
+            if bounded
+            else None
+        )
+        return env.from_source(
+            events_source(cfg, stop, topic=topic),
+            WatermarkStrategy.no_watermarks(),
+            f"Kafka: {topic}",
+        ).uid(uid)
+
+    raw = source(cfg.topics.events, "source-events")
+    labels = source(cfg.topics.labels, "source-labels") if cfg.labels.source == "topic" else None
+    outputs = build_pipeline(raw, cfg, raw_labels=labels)
     attach_kafka_sinks(outputs, cfg)
     return outputs
 

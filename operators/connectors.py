@@ -38,13 +38,16 @@ def offsets_spec(topic: str, offsets: Mapping[int, int]) -> str:
     return ",".join(f"{topic}:{p}:{o}" for p, o in sorted(offsets.items()))
 
 
-def events_source(cfg: Config, stop_offsets: Mapping[int, int] | None = None) -> KafkaSource:
-    """The events topic as raw records; bounded at ``stop_offsets`` when given."""
+def events_source(
+    cfg: Config, stop_offsets: Mapping[int, int] | None = None, *, topic: str | None = None
+) -> KafkaSource:
+    """The events topic (or ``topic``) as raw records; bounded at ``stop_offsets`` when given."""
+    topic = topic or cfg.topics.events
     jvm = get_gateway().jvm
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(cfg.kafka.bootstrap_servers)
-        .set_topics(cfg.topics.events)
+        .set_topics(topic)
         .set_group_id(cfg.kafka.group_id)
         .set_starting_offsets(_STARTING[cfg.kafka.starting_offsets]())
         .set_properties(dict(cfg.kafka.properties))
@@ -52,7 +55,7 @@ def events_source(cfg: Config, stop_offsets: Mapping[int, int] | None = None) ->
     # PyFlink exposes only value-only deserializers; the Java builder takes ours.
     builder._j_builder.setDeserializer(jvm.io.stratiflow.flink.RawRecordDeserializationSchema())
     if stop_offsets is not None:
-        spec = offsets_spec(cfg.topics.events, stop_offsets)
+        spec = offsets_spec(topic, stop_offsets)
         builder._j_builder.setBounded(jvm.io.stratiflow.flink.ExplicitOffsets.parse(spec))
     return builder.build()
 

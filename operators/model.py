@@ -10,11 +10,13 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
+from operators.labels import map_state
 from operators.tags import DEAD_LETTERS, END_OF_INPUT, METRICS
 from stratiflow.alignment import END_OF_TIME, EventTimeAligner
 from stratiflow.config import Config
-from stratiflow.learner import ModelState, build_model, learn_examples, metrics_report, step
-from stratiflow.records import DeadLetter, Event, to_json, to_json_bytes
+from stratiflow.keyed import Item, final_report, handle
+from stratiflow.learner import ModelState
+from stratiflow.records import to_json
 from stratiflow.sampling import TrainingBatch
 
 
@@ -23,18 +25,19 @@ def _now_ms() -> int:
 
 
 class ModelOperator(KeyedProcessFunction):
-    """Predict every event, score the labelled ones, learn, report metrics.
+    """Predict every event, score labels, learn, report metrics.
 
-    Without a sampler it learns each labelled event right after predicting it
-    (exact test-then-train). With a sampler its input also carries the key's
-    training batches; with ``sampling.order: event_time`` events and batches
-    are held in an :class:`~stratiflow.alignment.EventTimeAligner` and released
-    as the watermark advances, so which model predicts an event does not depend
-    on processing speed.
+    Its input is one stream per key: events, the label join's outputs
+    (:mod:`stratiflow.labels`) and, with a sampler, the key's training
+    batches. What happens to each item is :func:`stratiflow.keyed.handle`.
+    With a sampler and ``sampling.order: event_time``, items are held in an
+    :class:`~stratiflow.alignment.EventTimeAligner` and released as the
+    watermark advances, so which model predicts an event does not depend on
+    processing speed.
 
-    Emits prediction JSON on the main output, metrics reports and model
-    rejections on side outputs. A final report per key is emitted when a
-    bounded input ends.
+    Emits prediction JSON on the main output, metrics reports and dead
+    letters on side outputs. When a bounded input ends it learns what the
+    update policy still buffers and emits a final report per key.
     """
 
     def __init__(self, cfg: Config) -> None:
@@ -47,20 +50,19 @@ class ModelOperator(KeyedProcessFunction):
         self.held = runtime_context.get_state(
             ValueStateDescriptor("held-input", Types.PICKLED_BYTE_ARRAY())
         )
+        # Predictions waiting for their delayed label, one map entry per event id.
+        self.waiting = map_state(runtime_context, "waiting-predictions")
         sampling = self.cfg.sampling
-        self.report_every = self.cfg.metrics.report_every
-        self.learn_on_arrival = sampling.strategy == "none"
         self.aligned = sampling.strategy != "none" and sampling.order == "event_time"
 
-    def process_element(
-        self, item: Event | TrainingBatch, ctx: KeyedProcessFunction.Context
-    ) -> Iterator[Any]:
+    def process_element(self, item: Item, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        key = ctx.get_current_key()
         state: ModelState | None = self.state.value()
         if state is None:
-            state = ModelState.new(build_model(self.cfg.model))
+            state = ModelState.new(self.cfg, key)
             ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         if not self.aligned:
-            yield from self._run(state, item, ctx.get_current_key())
+            yield from self._run(state, item)
             self.state.update(state)
             return
         aligner: EventTimeAligner = self.held.value() or EventTimeAligner(
@@ -72,7 +74,7 @@ class ModelOperator(KeyedProcessFunction):
             aligner.add_event(item)
         timers = ctx.timer_service()
         for ready in aligner.release(timers.current_watermark()):
-            yield from self._run(state, ready, ctx.get_current_key())
+            yield from self._run(state, ready)
         self._wait(aligner, timers)
         self.state.update(state)
 
@@ -80,15 +82,14 @@ class ModelOperator(KeyedProcessFunction):
         state: ModelState | None = self.state.value()
         if state is None:
             return
-        key = ctx.get_current_key()
         aligner: EventTimeAligner | None = self.held.value() if self.aligned else None
         if aligner is not None:
             until = END_OF_TIME if timestamp == END_OF_INPUT else timestamp
             for ready in aligner.release(until):
-                yield from self._run(state, ready, key)
+                yield from self._run(state, ready)
             self._wait(aligner, ctx.timer_service())
         if timestamp == END_OF_INPUT:
-            yield METRICS, to_json(metrics_report(state, key, now_ms=_now_ms(), final=True))
+            yield METRICS, to_json(final_report(state, self.cfg, now_ms=_now_ms()))
         self.state.update(state)
 
     def _wait(self, aligner: EventTimeAligner, timers: Any) -> None:
@@ -100,23 +101,11 @@ class ModelOperator(KeyedProcessFunction):
         timers.register_event_time_timer(due)  # same-time timers are deduplicated
         self.held.update(aligner)
 
-    def _run(self, state: ModelState, item: Event | TrainingBatch, key: str) -> Iterator[Any]:
-        if isinstance(item, TrainingBatch):
-            learn_examples(state, item.examples)
-            return
-        now = _now_ms()
-        out = step(
-            state,
-            item,
-            now_ms=now,
-            report_every=self.report_every,
-            learn=self.learn_on_arrival,
-        )
-        if out.prediction is not None:
-            yield to_json(out.prediction.to_dict())
-        if out.rejection is not None:
-            raw = to_json_bytes(item.to_dict())
-            letter = DeadLetter.of(out.rejection, raw, item.source, at=now, key=item.key)
+    def _run(self, state: ModelState, item: Item) -> Iterator[Any]:
+        out = handle(state, item, self.waiting, self.cfg, now_ms=_now_ms())
+        for prediction in out.predictions:
+            yield to_json(prediction.to_dict())
+        for letter in out.dead_letters:
             yield DEAD_LETTERS, to_json(letter.to_dict())
-        if out.report_due:
-            yield METRICS, to_json(metrics_report(state, key, now_ms=now))
+        for report in out.reports:
+            yield METRICS, to_json(report)

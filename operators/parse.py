@@ -11,7 +11,7 @@ from pyflink.datastream import ProcessFunction
 from operators.tags import DEAD_LETTERS
 from stratiflow.config import Config
 from stratiflow.learner import build_model, label_policy
-from stratiflow.records import DeadLetter, Rejection, SourceRef, to_json
+from stratiflow.records import DeadLetter, Event, Rejection, SourceRef, to_json
 from stratiflow.validate import Limits, parse_event
 
 
@@ -23,8 +23,10 @@ class ParseEvents(ProcessFunction):
     topic/partition/offset.
     """
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, *, labels_only: bool = False) -> None:
         self.cfg = cfg
+        #: Reading ``topics.labels``: only label records belong there.
+        self.labels_only = labels_only
 
     def open(self, runtime_context: Any) -> None:
         self.limits = Limits(
@@ -37,7 +39,18 @@ class ParseEvents(ProcessFunction):
         source = SourceRef(value.topic, value.partition, value.offset)
         raw = bytes(value.value) if value.value is not None else None
         try:
-            result = parse_event(raw, source, limits=self.limits, label_policy=self.label_policy)
+            result = parse_event(
+                raw,
+                source,
+                limits=self.limits,
+                label_policy=self.label_policy,
+                labels=self.cfg.labels.source != "none",
+            )
+            if self.labels_only and isinstance(result, Event):
+                result = Rejection(
+                    "not_a_label",
+                    "an event on the labels topic; label records are {id, label, ts, key?}",
+                )
         except Exception as exc:  # a validator bug must not kill the job or lose the record
             result = Rejection("invalid_event", f"validation failed: {type(exc).__name__}: {exc}")
         if isinstance(result, Rejection):

@@ -137,5 +137,6 @@ class AllocateWindow(KeyedProcessFunction):
         if timestamp == END_OF_INPUT:
             late = allocator.flush_late(now_ms=now)
             if late is not None:
-                yield SAMPLING_STATS, to_json(late)
+                yield late[0]
+                yield SAMPLING_STATS, to_json(late[1])
         self.state.update(allocator)

@@ -26,12 +26,11 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
-from stratiflow.records import Event
-from stratiflow.sampling import TrainingBatch
+from stratiflow.sampling import END_OF_TIME, TrainingBatch
 
-#: The watermark at the end of a bounded input (Flink's Long.MAX_VALUE).
-END_OF_TIME = 2**63 - 1
+__all__ = ["END_OF_TIME", "EventTimeAligner"]
 
 
 class EventTimeAligner:
@@ -39,12 +38,14 @@ class EventTimeAligner:
 
     def __init__(self, max_out_of_orderness: int) -> None:
         self.delay = max_out_of_orderness + 1
-        self.events: deque[tuple[int, Event]] = deque()
+        # Events and the label join's outputs (anything with a ``ts``), in arrival order.
+        self.events: deque[tuple[int, Any]] = deque()
         self.batches: list[tuple[int, int, TrainingBatch]] = []
         self.horizon: int | None = None
 
-    def add_event(self, event: Event) -> int:
-        """Queue an event; returns the watermark it waits for (non-decreasing)."""
+    def add_event(self, event: Any) -> int:
+        """Queue an event (or a label outcome); returns the watermark it waits for
+        (non-decreasing)."""
         release = event.ts - self.delay
         if self.horizon is not None and self.horizon > release:
             release = self.horizon  # never overtake an earlier event
@@ -56,7 +57,7 @@ class EventTimeAligner:
         """Queue a window's batch; it is learned once the watermark reaches its fire time."""
         heapq.heappush(self.batches, (batch.fire, batch.start, batch))
 
-    def release(self, watermark: int) -> Iterator[Event | TrainingBatch]:
+    def release(self, watermark: int) -> Iterator[Any]:
         """Items whose turn has come by ``watermark``, in order: a batch before any
         event whose release time has reached the batch's fire time."""
         while True:

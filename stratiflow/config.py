@@ -9,7 +9,7 @@ submit time with a message naming the field, never halfway through a job.
 >>> load_config({"metrics": {"report_evry": 5}})
 Traceback (most recent call last):
 ...
-stratiflow.config.ConfigError: metrics.report_evry: unknown field (expected one of: report_every)
+stratiflow.config.ConfigError: metrics.report_evry: unknown field (expected one of: ...)
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ class Topics:
     dead_letters: str = "dead-letters"
     #: Per window and model key: what the sampler saw and what the model trained on.
     sampling_stats: str = "sampling-stats"
+    #: Label records, when ``labels.source`` is ``topic``.
+    labels: str = "labels"
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,49 @@ class SamplingSettings:
 
 @dataclass(frozen=True)
 class MetricsSettings:
+    """What the metrics topic reports (see :mod:`stratiflow.report`)."""
+
+    #: A report per key after every this many scored predictions.
     report_every: int = 500
+    #: Rolling metrics over the last N scored predictions (0: none).
+    window: int = 1_000
+    #: Fading factor in (0, 1) for prequential metrics with forgetting (``null``: none).
+    fading: float | None = None
+    #: The positive class for ROC AUC (default: ``true`` for binary models, else no AUC).
+    positive_class: str | int | bool | None = None
+    #: Score bins of the ROC AUC histograms (resolution 1/auc_bins).
+    auc_bins: int = 1_000
+    #: How many reports the stability spread (std, range) looks back over.
+    stability_reports: int = 10
+    #: Probe events' features, re-predicted at each report to measure volatility.
+    probe: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class LabelsSettings:
+    """Delayed labels: label records joined to earlier predictions by event id."""
+
+    #: ``events``: label records arrive on the events topic (one ordered stream);
+    #: ``topic``: on ``topics.labels``; ``none``: labels only arrive inside events.
+    source: str = "events"
+    #: Event time a prediction waits for its label (and an early label for its
+    #: event, and a joined id is remembered to spot duplicates).
+    ttl: int = 3_600_000
+    #: Per model key: ids held at most (waiting or remembered); the oldest go first.
+    max_pending: int = 100_000
+
+
+@dataclass(frozen=True)
+class UpdateSettings:
+    """When the model learns the examples it is given (see :mod:`stratiflow.updates`)."""
+
+    #: ``per_sample``, ``micro_batch`` (N examples or T of event time) or ``periodic`` (every T).
+    mode: str = "per_sample"
+    #: ``micro_batch``: examples per batch.
+    batch_size: int = 32
+    #: ``micro_batch``: flush a batch this old (event time; 0: size only);
+    #: ``periodic``: learn every this much event time.
+    interval: int = 0
 
 
 @dataclass(frozen=True)
@@ -140,6 +184,8 @@ class Config:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     seed: int = 42
+    labels: LabelsSettings = field(default_factory=LabelsSettings)
+    update: UpdateSettings = field(default_factory=UpdateSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping that :func:`load_config` turns back into this config."""
@@ -153,9 +199,14 @@ class Config:
                 "target": dict(self.sampling.target),
                 "classes": list(self.sampling.classes),
             },
-            "metrics": vars_of(self.metrics),
+            "metrics": {
+                **vars_of(self.metrics),
+                "probe": [dict(p) for p in self.metrics.probe],
+            },
             "validation": vars_of(self.validation),
             "seed": self.seed,
+            "labels": vars_of(self.labels),
+            "update": vars_of(self.update),
         }
 
 
@@ -167,7 +218,20 @@ _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_HINTS = ("password", "secret", "jaas", "token", "credential", "key.password", "sasl")
-_SECTIONS = ("job", "kafka", "topics", "model", "sampling", "metrics", "validation", "seed")
+_SECTIONS = (
+    "job",
+    "kafka",
+    "topics",
+    "model",
+    "sampling",
+    "metrics",
+    "validation",
+    "seed",
+    "labels",
+    "update",
+)
+LABEL_SOURCES = ("events", "topic", "none")
+UPDATE_MODES = ("per_sample", "micro_batch", "periodic")
 SAMPLING_STRATEGIES = ("none", "uniform", "balanced", "target", "undersample", "oversample")
 _SAMPLING_DURATIONS = (
     "window",
@@ -330,9 +394,15 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
 
     sampling = _sampling(raw)
 
-    metrics = _section(raw, "metrics", MetricsSettings)
-    if metrics.report_every < 1:
-        raise ConfigError("metrics.report_every", "must be at least 1")
+    metrics = _metrics(raw)
+    labels = _section(raw, "labels", LabelsSettings, durations=("ttl",))
+    labels = replace(labels, ttl=parse_duration_ms(labels.ttl, "labels.ttl"))
+    _choice(labels.source, LABEL_SOURCES, "labels.source")
+    if labels.ttl < 1:
+        raise ConfigError("labels.ttl", "must be a positive duration")
+    if labels.max_pending < 1:
+        raise ConfigError("labels.max_pending", "must be at least 1")
+    update = _update(raw)
 
     validation = _section(raw, "validation", ValidationSettings)
     if validation.max_payload_bytes < 1:
@@ -343,7 +413,7 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
         raise ConfigError("seed", f"must be an integer, got {seed!r}")
 
     model = _model_steps(raw.get("model"))
-    cfg = Config(job, kafka, topics, model, sampling, metrics, validation, seed)
+    cfg = Config(job, kafka, topics, model, sampling, metrics, validation, seed, labels, update)
     if check_model:
         # river's import is slow; only when needed
         from stratiflow.learner import build_model, label_policy
@@ -354,6 +424,71 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
                 sampling.target, ("false", "true", "0", "1"), "the model is binary, its classes are"
             )
     return cfg
+
+
+def _metrics(raw: dict[str, Any]) -> MetricsSettings:
+    section = raw.get("metrics") or {}
+    probe = section.get("probe", ()) if isinstance(section, dict) else ()
+    fading = section.get("fading") if isinstance(section, dict) else None
+    positive = section.get("positive_class") if isinstance(section, dict) else None
+    rest = {k: v for k, v in section.items() if k not in ("probe", "fading", "positive_class")}
+    metrics = _section({"metrics": rest}, "metrics", MetricsSettings)
+    if metrics.report_every < 1:
+        raise ConfigError("metrics.report_every", "must be at least 1")
+    if metrics.window < 0:
+        raise ConfigError("metrics.window", "must be 0 (no rolling metrics) or more")
+    if metrics.auc_bins < 2:
+        raise ConfigError("metrics.auc_bins", "must be at least 2")
+    if metrics.stability_reports < 2:
+        raise ConfigError("metrics.stability_reports", "must be at least 2")
+    if fading is not None and (
+        isinstance(fading, bool) or not isinstance(fading, int | float) or not 0 < fading < 1
+    ):
+        raise ConfigError("metrics.fading", f"must be a number between 0 and 1, got {fading!r}")
+    if positive is not None and (
+        isinstance(positive, float) or not isinstance(positive, str | int)
+    ):
+        raise ConfigError("metrics.positive_class", f"must be a class label, got {positive!r}")
+    if probe is None:
+        probe = ()
+    if not isinstance(probe, list | tuple):
+        raise ConfigError("metrics.probe", "must be a list of feature mappings")
+    for i, features in enumerate(probe):
+        bad = not isinstance(features, dict) or not features
+        if not bad:
+            bad = any(
+                not isinstance(name, str)
+                or (value is not None and not isinstance(value, int | float | str))
+                for name, value in features.items()
+            )
+        if bad:
+            raise ConfigError(
+                f"metrics.probe[{i}]", "must be a non-empty mapping of feature name to value"
+            )
+    return replace(
+        metrics,
+        fading=None if fading is None else float(fading),
+        positive_class=positive,
+        probe=tuple(dict(p) for p in probe),
+    )
+
+
+def _update(raw: dict[str, Any]) -> UpdateSettings:
+    update = _section(raw, "update", UpdateSettings, durations=("interval",))
+    update = replace(update, interval=parse_duration_ms(update.interval, "update.interval"))
+    _choice(update.mode, UPDATE_MODES, "update.mode")
+    if update.batch_size < 1:
+        raise ConfigError("update.batch_size", "must be at least 1")
+    defaults = UpdateSettings()
+    if update.mode == "periodic" and update.interval == 0:
+        raise ConfigError("update.interval", "periodic updates need an interval, e.g. 10s")
+    if update.mode != "micro_batch" and update.batch_size != defaults.batch_size:
+        raise ConfigError(
+            "update.batch_size", f"only micro_batch uses a batch size, not {update.mode}"
+        )
+    if update.mode == "per_sample" and update.interval != defaults.interval:
+        raise ConfigError("update.interval", "per_sample learns at once; it has no interval")
+    return update
 
 
 def _sampling(raw: dict[str, Any]) -> SamplingSettings:

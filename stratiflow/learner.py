@@ -4,9 +4,9 @@
 the backtest and the tests all call it, so what one of them computes the
 others compute too.
 
->>> from stratiflow.config import ModelStep
+>>> from stratiflow.config import load_config
 >>> from stratiflow.records import Event
->>> state = ModelState.new(build_model([ModelStep("linear_model.LogisticRegression")]))
+>>> state = ModelState.new(load_config({"model": ["linear_model.LogisticRegression"]}))
 >>> out = step(state, Event("a", 0, {"x": 1.0}, label=True), now_ms=0)
 >>> out.prediction.proba, out.prediction.model_version, state.counts.learned
 ({False: 0.5, True: 0.5}, 0, 1)
@@ -18,7 +18,7 @@ import importlib
 import inspect
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,17 +26,12 @@ from river import base as river_base
 from river import compose
 from river import utils as river_utils
 
-from stratiflow.config import ConfigError, ModelStep
-from stratiflow.metrics import ClassificationMetrics, RunningStat
-from stratiflow.records import (
-    METRICS_SCHEMA_VERSION,
-    Event,
-    Label,
-    Prediction,
-    Rejection,
-    class_key,
-)
+from stratiflow.config import Config, ConfigError, ModelStep
+from stratiflow.evaluation import Cost, Evaluation, LabelCounts
+from stratiflow.labels import Answer, Expiry, LabelOutcome
+from stratiflow.records import Event, Label, Prediction, Rejection, class_key
 from stratiflow.sampling import Example
+from stratiflow.updates import LearnResult, Updater
 from stratiflow.validate import LabelPolicy
 
 
@@ -115,7 +110,8 @@ def _param_value(value: Any, where: str) -> Any:
 
 @dataclass(slots=True)
 class Counts:
-    """Per-key event counts; they reconcile: seen = predicted + rejected."""
+    """Per-key event counts. They reconcile: seen = predicted + rejected, and
+    predicted = labelled + unlabelled."""
 
     seen: int = 0
     predicted: int = 0
@@ -124,34 +120,61 @@ class Counts:
     labelled: int = 0
     unlabelled: int = 0
     rejected: int = 0
+    #: Examples the model raised on while learning after their event was predicted.
+    learn_failed: int = 0
+    #: Labelled events the sampler found behind its watermark (they were still predicted).
+    late: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class StoredPrediction:
+    """The prediction made for an unlabelled event, kept until its label arrives."""
+
+    y_pred: Label | None
+    proba: dict[Label, float]
+    model_version: int
+    ts: int
+
+
+@dataclass
 class ModelState:
     """Everything one model key remembers; picklable, kept in Flink keyed state."""
 
     model: Any
-    metrics: ClassificationMetrics = field(default_factory=ClassificationMetrics)
+    evaluation: Evaluation
+    updater: Updater
+    key: str = "default"
     counts: Counts = field(default_factory=Counts)
-    predict_time: RunningStat = field(default_factory=RunningStat)
-    learn_time: RunningStat = field(default_factory=RunningStat)
+    labels: LabelCounts = field(default_factory=LabelCounts)
+    cost: Cost = field(default_factory=Cost)
     reports: int = 0
     last_ts: int | None = None
     #: Examples learned per class (the cumulative trained-on mix).
     trained_on: dict[str, int] = field(default_factory=dict)
-    #: Sampled examples the model raised on while learning (their events were predicted).
-    learn_failed: int = 0
 
     @classmethod
-    def new(cls, model: Any) -> ModelState:
-        return cls(model=model)
+    def new(cls, cfg: Config, key: str = "default") -> ModelState:
+        model = build_model(cfg.model)
+        positive = cfg.metrics.positive_class
+        if positive is None and label_policy(model).binary:
+            positive = True
+        return cls(
+            model=model,
+            evaluation=Evaluation.new(cfg.metrics, positive),
+            updater=Updater(cfg.update),
+            key=key,
+        )
 
-    def record_learned(self, label: Label, seconds: float) -> None:
-        """Count one learned example of class ``label`` that took ``seconds``."""
-        self.learn_time.add(seconds)
-        self.counts.learned += 1
-        cls = class_key(label)
-        self.trained_on[cls] = self.trained_on.get(cls, 0) + 1
+    def record(self, result: LearnResult) -> None:
+        """Count what one learning call did."""
+        self.counts.learned += result.learned
+        self.counts.learn_failed += result.failed
+        if result.learned:
+            per_example = result.seconds / result.learned
+            for label in result.labels:
+                self.cost.learn.add(per_example)
+                cls = class_key(label)
+                self.trained_on[cls] = self.trained_on.get(cls, 0) + 1
 
     @property
     def model_version(self) -> int:
@@ -161,7 +184,7 @@ class ModelState:
 
 @dataclass(frozen=True, slots=True)
 class StepOutput:
-    """What one event produced: a prediction or a rejection, and maybe a metrics report."""
+    """What one input produced: a prediction or a rejection, and maybe a metrics report."""
 
     prediction: Prediction | None = None
     rejection: Rejection | None = None
@@ -175,6 +198,7 @@ def step(
     now_ms: int,
     report_every: int = 0,
     learn: bool = True,
+    waiting: MutableMapping[str, StoredPrediction] | None = None,
 ) -> StepOutput:
     """Predict, then (if labelled) score and learn — River's test-then-train order.
 
@@ -194,8 +218,12 @@ def step(
     report_every
         Ask for a metrics report after every this many scored events (0: never).
     learn
-        Learn from a labelled event right away (``sampling.strategy: none``).
-        With a sampler the model learns from :func:`learn_examples` instead.
+        Learn from a labelled event (``sampling.strategy: none``), when
+        ``update.mode`` says so. With a sampler the model learns from
+        :func:`learn_examples` instead.
+    waiting
+        Where an unlabelled event's prediction is kept for its delayed label
+        (``None``: delayed labels are off).
     """
     x = event.model_input()
     state.counts.seen += 1
@@ -222,20 +250,30 @@ def step(
     scored = False
     if event.label is not None:
         if learn:
-            try:
-                state.model.learn_one(x, event.label)
-            except Exception as exc:
+            results = state.updater.add(state.model, x, event.label, ts=event.ts)
+            if state.updater.settings.mode == "per_sample" and results[0].failed:
+                # Learning the event itself failed: reject it, as its own error.
                 state.counts.rejected += 1
-                return StepOutput(rejection=_model_error("learn", exc))
-            state.record_learned(event.label, time.perf_counter() - t1)
+                return StepOutput(
+                    rejection=Rejection(
+                        "model_rejected_input",
+                        f"the model raised {results[0].error} during learn",
+                    )
+                )
+            for result in results:
+                state.record(result)
         state.counts.labelled += 1
         if y_pred is not None:
-            state.metrics.update(event.label, y_pred, proba)
+            state.evaluation.score(event.label, y_pred, proba)
             state.counts.scored += 1
             scored = True
     else:
         state.counts.unlabelled += 1
-    state.predict_time.add(t1 - t0)
+        if waiting is not None:
+            waiting[event.id] = StoredPrediction(y_pred, dict(proba), version, event.ts)
+            state.labels.waiting += 1
+        _tick(state, event.ts)
+    state.cost.predict.add(t1 - t0)
     state.counts.predicted += 1
     state.last_ts = event.ts if state.last_ts is None else max(state.last_ts, event.ts)
     prediction = Prediction(
@@ -248,27 +286,105 @@ def step(
         emitted_at=now_ms,
         y_true=event.label,
     )
-    due = scored and report_every > 0 and state.counts.scored % report_every == 0
-    return StepOutput(prediction=prediction, report_due=due)
+    return StepOutput(prediction=prediction, report_due=_report_due(state, scored, report_every))
 
 
-def learn_examples(state: ModelState, examples: Iterable[Example]) -> int:
-    """Learn sampled training examples in order; returns how many were learned.
+def answer(
+    state: ModelState,
+    item: Answer,
+    stored: StoredPrediction | None,
+    *,
+    report_every: int = 0,
+    learn: bool = True,
+) -> StepOutput:
+    """A delayed label for an event predicted earlier: score that stored prediction
+    (not a fresh one), then learn from the event's features with the label.
+
+    ``stored`` is what :func:`step` kept for the event (taken out of the store
+    by the caller); ``None`` when the model had rejected the event.
+    """
+    counts = state.labels
+    if not item.was_held:
+        counts.received += 1
+    else:
+        counts.held -= 1
+    if stored is None:
+        counts.event_rejected += 1
+        return StepOutput(
+            rejection=Rejection(
+                "label_event_rejected",
+                f"event {item.id!r} was rejected by the model, so there is no prediction to score",
+            )
+        )
+    counts.joined += 1
+    counts.waiting -= 1
+    counts.delay.add(max(0, item.delay))
+    scored = False
+    if stored.y_pred is not None:
+        state.evaluation.score(item.label, stored.y_pred, stored.proba)
+        state.counts.scored += 1
+        scored = True
+    if learn:
+        x = item.event.model_input()
+        for result in state.updater.add(state.model, x, item.label, ts=item.ts):
+            state.record(result)
+    else:
+        _tick(state, item.ts)
+    return StepOutput(report_due=_report_due(state, scored, report_every))
+
+
+def expire(state: ModelState, item: Expiry, stored: StoredPrediction | None) -> None:
+    """An unlabelled event's label did not come within ``labels.ttl``."""
+    if stored is not None:
+        state.labels.waiting -= 1
+        state.labels.never_came += 1
+    _tick(state, item.ts)
+
+
+def refuse_label(state: ModelState, item: LabelOutcome) -> Rejection | None:
+    """Count a label that was not joined; the rejection for its dead letter (``held``: none)."""
+    counts = state.labels
+    if not item.was_held:
+        counts.received += 1
+    if item.kind == "held":
+        counts.held += 1
+        return None
+    if item.was_held:
+        counts.held -= 1
+    setattr(counts, item.kind, getattr(counts, item.kind) + 1)
+    return Rejection(item.reason, item.detail)
+
+
+def learn_examples(state: ModelState, examples: Iterable[Example], *, ts: int) -> int:
+    """Learn sampled training examples in order (as ``update.mode`` says); returns
+    how many were learned now.
 
     Their events were already predicted and scored when they arrived, so an
     example the model raises on is counted (``learn_failed``), not dead-lettered.
     """
     learned = 0
     for example in examples:
-        t0 = time.perf_counter()
-        try:
-            state.model.learn_one(example.x, example.y)
-        except Exception:
-            state.learn_failed += 1
-            continue
-        state.record_learned(example.y, time.perf_counter() - t0)
-        learned += 1
+        for result in state.updater.add(state.model, example.x, example.y, ts=ts):
+            state.record(result)
+            learned += result.learned
     return learned
+
+
+def finish(state: ModelState) -> None:
+    """End of a bounded input: learn whatever the update policy still buffers."""
+    for result in state.updater.flush(state.model):
+        state.record(result)
+
+
+def _tick(state: ModelState, ts: int) -> None:
+    """Event time moved on: a periodic or timed micro-batch update may be due."""
+    if state.updater.settings.mode != "per_sample":
+        for result in state.updater.tick(state.model, ts):
+            state.record(result)
+
+
+def _report_due(state: ModelState, scored: bool, report_every: int) -> bool:
+    return scored and report_every > 0 and state.counts.scored % report_every == 0
 
 
 def _model_error(phase: str, exc: Exception) -> Rejection:
@@ -277,36 +393,3 @@ def _model_error(phase: str, exc: Exception) -> Rejection:
         "model_rejected_input",
         f"the model raised {type(exc).__name__} during {phase}: {message[:300]}",
     )
-
-
-def metrics_report(
-    state: ModelState, key: str, *, now_ms: int, final: bool = False
-) -> dict[str, Any]:
-    """The metrics record for one key (``schema_version`` 1, documented in the README)."""
-    state.reports += 1
-    c = state.counts
-    return {
-        "schema_version": METRICS_SCHEMA_VERSION,
-        "key": key,
-        "report": state.reports,
-        "final": final,
-        "event_ts": state.last_ts,
-        "emitted_at": now_ms,
-        "model_version": state.model_version,
-        "counts": {
-            "seen": c.seen,
-            "predicted": c.predicted,
-            "scored": c.scored,
-            "learned": c.learned,
-            "labelled": c.labelled,
-            "unlabelled": c.unlabelled,
-            "rejected": c.rejected,
-            "learn_failed": state.learn_failed,
-        },
-        "trained_on": dict(sorted(state.trained_on.items())),
-        "cumulative": state.metrics.summary(),
-        "timing_us": {
-            "predict": state.predict_time.summary(),
-            "learn": state.learn_time.summary(),
-        },
-    }

@@ -25,7 +25,7 @@ Label = str | int | bool
 FeatureValue = float | int | str | bool | None
 
 DEFAULT_KEY = "default"
-METRICS_SCHEMA_VERSION = 1
+METRICS_SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,26 @@ class Event:
             out["label"] = self.label
         out["key"] = self.key
         return out
+
+
+@dataclass(slots=True)
+class LabelRecord:
+    """A label that arrives after its event: ``{"id", "label", "ts", "key"?}``.
+
+    ``key`` is the event's model key (default ``"default"``); the label is
+    joined to the prediction made for event ``id`` under that key.
+    """
+
+    id: str
+    label: Label
+    ts: int
+    key: str = DEFAULT_KEY
+    source: SourceRef | None = None
+    #: The record's original bytes, for a dead letter if it cannot be joined.
+    raw: bytes | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "label": self.label, "ts": self.ts, "key": self.key}
 
 
 @dataclass(frozen=True, slots=True)

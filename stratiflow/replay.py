@@ -1,12 +1,13 @@
 """The train/predict job's semantics in one Python loop, without Flink.
 
-:func:`replay` drives the same pieces the Flink operators drive — :func:`~stratiflow.learner.step`,
-:class:`~stratiflow.sampling.ClassWindows`, :class:`~stratiflow.sampling.WindowAllocator`,
-:func:`~stratiflow.learner.learn_examples` — over events in arrival order, with an
-ideal watermark (``max ts - max_out_of_orderness - 1``, advanced at every event)
-and the :class:`~stratiflow.alignment.EventTimeAligner` rule for when windows are
-learned. With ``sampling.order: event_time`` (the default) the Flink job computes
-the same predictions; it is the reference the Flink tier is compared with.
+:func:`replay` drives the same pieces the Flink operators drive —
+:class:`~stratiflow.labels.LabelJoin`, :class:`~stratiflow.sampling.ClassWindows`,
+:class:`~stratiflow.sampling.WindowAllocator`, :func:`~stratiflow.keyed.handle` —
+over events and label records in arrival order, with an ideal watermark
+(``max ts - max_out_of_orderness - 1``, advanced at every record) and the
+:class:`~stratiflow.alignment.EventTimeAligner` rule for when windows are
+learned. With ``sampling.order: event_time`` (the default) the Flink job
+computes the same predictions; it is the reference the Flink tier is compared with.
 
 >>> from stratiflow.config import load_config
 >>> from stratiflow.sources import river_events
@@ -24,9 +25,12 @@ from typing import Any
 
 from stratiflow.alignment import END_OF_TIME, EventTimeAligner
 from stratiflow.config import Config
-from stratiflow.learner import ModelState, build_model, learn_examples, metrics_report, step
-from stratiflow.records import Event, Prediction, Rejection, class_key
+from stratiflow.keyed import Emitted, Item, final_report, handle
+from stratiflow.labels import Answer, JoinOutput, LabelJoin
+from stratiflow.learner import ModelState, StoredPrediction
+from stratiflow.records import DeadLetter, Event, LabelRecord, Prediction, class_key
 from stratiflow.sampling import ClassWindows, TrainingBatch, WindowAllocator
+from stratiflow.validate import event_from_object, label_from_object
 
 
 @dataclass
@@ -34,29 +38,39 @@ class ReplayResult:
     """Everything the job would have emitted, plus the final per-key states."""
 
     predictions: list[Prediction] = field(default_factory=list)
-    rejections: list[tuple[Event, Rejection]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
     batches: list[TrainingBatch] = field(default_factory=list)
     stats: list[dict[str, Any]] = field(default_factory=list)
     states: dict[str, ModelState] = field(default_factory=dict)
+    #: Predictions still waiting for their labels at the end, per key.
+    waiting: dict[str, dict[str, StoredPrediction]] = field(default_factory=dict)
+
+    @property
+    def rejections(self) -> list[DeadLetter]:
+        """Dead letters made by the model operator (parse errors are the caller's)."""
+        return self.dead_letters
 
 
 def replay(
-    events: Iterable[Event | dict[str, Any]], cfg: Config, *, now_ms: int = 0
+    records: Iterable[Event | LabelRecord | dict[str, Any]], cfg: Config, *, now_ms: int = 0
 ) -> ReplayResult:
-    """Run ``events`` (validated :class:`Event` objects or event dicts) through the job."""
+    """Run validated events and label records (objects or dicts) through the job."""
     sampling = cfg.sampling
     sampled = sampling.strategy != "none"
+    joined = cfg.labels.source != "none"
     result = ReplayResult()
     class_windows: dict[tuple[str, str], ClassWindows] = {}
     allocators: dict[str, WindowAllocator] = {}
     aligners: dict[str, EventTimeAligner] = {}
+    joins: dict[str, LabelJoin] = {}
     watermark: int | None = None
 
     def state_of(key: str) -> ModelState:
         state = result.states.get(key)
         if state is None:
-            state = result.states[key] = ModelState.new(build_model(cfg.model))
+            state = result.states[key] = ModelState.new(cfg, key)
+            result.waiting[key] = {}
         return state
 
     def allocator_of(key: str) -> WindowAllocator:
@@ -64,6 +78,18 @@ def replay(
         if allocator is None:
             allocator = allocators[key] = WindowAllocator(key, sampling, cfg.seed)
         return allocator
+
+    def aligner_of(key: str) -> EventTimeAligner:
+        aligner = aligners.get(key)
+        if aligner is None:
+            aligner = aligners[key] = EventTimeAligner(sampling.max_out_of_orderness)
+        return aligner
+
+    def join_of(key: str) -> LabelJoin:
+        join = joins.get(key)
+        if join is None:
+            join = joins[key] = LabelJoin(key, cfg.labels.ttl, cfg.labels.max_pending)
+        return join
 
     def advance(to: int) -> None:
         """Fire every window whose fire time the watermark ``to`` has reached, in time order."""
@@ -84,73 +110,75 @@ def replay(
             result.stats.append(stats)
             aligner_of(key).add_batch(batch)
 
-    def aligner_of(key: str) -> EventTimeAligner:
-        aligner = aligners.get(key)
-        if aligner is None:
-            aligner = aligners[key] = EventTimeAligner(sampling.max_out_of_orderness)
-        return aligner
-
-    def run(item: Event | TrainingBatch) -> None:
-        if isinstance(item, TrainingBatch):
-            learn_examples(state_of(item.key), item.examples)
-            return
+    def run(item: Item) -> None:
         state = state_of(item.key)
-        out = step(
-            state, item, now_ms=now_ms, report_every=cfg.metrics.report_every, learn=not sampled
-        )
-        if out.prediction is not None:
-            result.predictions.append(out.prediction)
-        if out.rejection is not None:
-            result.rejections.append((item, out.rejection))
-        if out.report_due:
-            result.reports.append(metrics_report(state, item.key, now_ms=now_ms))
+        emitted: Emitted = handle(state, item, result.waiting[item.key], cfg, now_ms=now_ms)
+        result.predictions += emitted.predictions
+        result.dead_letters += emitted.dead_letters
+        result.reports += emitted.reports
 
     def release(to: int) -> None:
         for aligner in aligners.values():
             for item in aligner.release(to):
                 run(item)
 
-    for item in events:
-        event = item if isinstance(item, Event) else _event(item)
-        if not sampled:
-            run(event)
-            continue
-        # The watermark this event implies (ideal: the generator emits at every event).
-        horizon = aligner_of(event.key).add_event(event)
+    def sample(item: JoinOutput) -> None:
+        nonlocal watermark
+        # The watermark this item implies (ideal: the generator emits at every record).
+        horizon = aligner_of(item.key).add_event(item)
         if watermark is None or horizon > watermark:
             watermark = horizon
             advance(watermark)
         release(watermark)
-        if event.label is not None:
-            cls = class_key(event.label)
-            windows = class_windows.get((event.key, cls))
+        labelled = item.as_event() if isinstance(item, Answer) else item
+        if isinstance(labelled, Event) and labelled.label is not None:
+            cls = class_key(labelled.label)
+            windows = class_windows.get((labelled.key, cls))
             if windows is None:
-                windows = class_windows[event.key, cls] = ClassWindows(
-                    event.key, cls, sampling, cfg.seed
+                windows = class_windows[labelled.key, cls] = ClassWindows(
+                    labelled.key, cls, sampling, cfg.seed
                 )
-            windows.offer(event, watermark)
+            windows.offer(labelled, watermark)
+
+    for record in records:
+        if isinstance(record, dict):
+            record = _record(record)
+        if joined:
+            join = join_of(record.key)
+            items = join.on_event(record) if isinstance(record, Event) else join.on_label(record)
+        else:
+            assert isinstance(record, Event), "label records need labels.source other than none"
+            items = [record]
+        for item in items:
+            if sampled:
+                sample(item)
+            else:
+                run(item)
 
     if sampled:  # end of input: the final watermark closes everything
         advance(END_OF_TIME)
-        release(END_OF_TIME)
         for (key, _), windows in sorted(class_windows.items()):
             late = windows.take_late()
             if late is not None:
                 allocator_of(key).receive(late)
         for key in sorted(allocators):
-            stats = allocators[key].flush_late(now_ms=now_ms)
-            if stats is not None:
-                result.stats.append(stats)
+            flushed = allocators[key].flush_late(now_ms=now_ms)
+            if flushed is not None:
+                result.batches.append(flushed[0])
+                result.stats.append(flushed[1])
+                aligner_of(key).add_batch(flushed[0])
+        release(END_OF_TIME)
     for key in sorted(result.states):
-        result.reports.append(metrics_report(result.states[key], key, now_ms=now_ms, final=True))
+        result.reports.append(final_report(result.states[key], cfg, now_ms=now_ms))
     return result
 
 
-def _event(obj: dict[str, Any]) -> Event:
-    return Event(
-        id=obj["id"],
-        ts=obj["ts"],
-        features=obj["features"],
-        label=obj.get("label"),
-        key=obj.get("key", "default"),
+def _record(obj: dict[str, Any]) -> Event | LabelRecord:
+    parsed = (
+        label_from_object(obj)
+        if "features" not in obj and "label" in obj
+        else event_from_object(obj)
     )
+    if not isinstance(parsed, Event | LabelRecord):
+        raise ValueError(f"not a valid record: {parsed.reason}: {parsed.detail}")
+    return parsed

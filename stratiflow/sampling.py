@@ -122,6 +122,10 @@ class Reservoir:
         return len(self._heap)
 
 
+#: The watermark at the end of a bounded input (Flink's Long.MAX_VALUE).
+END_OF_TIME = 2**63 - 1
+
+
 @dataclass(slots=True)
 class ClassSummary:
     """What stage 1 hands stage 2 for one (model key, class, window).
@@ -221,6 +225,8 @@ class TrainingBatch:
     end: int
     fire: int
     examples: list[Example]
+    #: Labelled events found late (behind the watermark) since the previous batch.
+    late: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,17 +484,21 @@ class WindowAllocator:
             }
         rng.shuffle(examples)
         self.windows += 1
-        batch = TrainingBatch(self.key, start, pending.end, pending.fire, examples)
+        late = sum(counts["late"] for counts in per_class.values())
+        batch = TrainingBatch(self.key, start, pending.end, pending.fire, examples, late)
         window = {"start": start, "end": pending.end}
         return batch, self._stats(window, per_class, len(examples), priors, now_ms)
 
-    def flush_late(self, *, now_ms: int) -> dict[str, Any] | None:
-        """A stats record for late events not yet reported (at end of input)."""
+    def flush_late(self, *, now_ms: int) -> tuple[TrainingBatch, dict[str, Any]] | None:
+        """Late events not yet reported (at end of input): an empty batch carrying
+        their count to the model, and their stats record."""
         if not any(self.late.values()):
             return None
         per_class = {c: _late_only(n) for c, n in sorted(self.late.items())}
+        late = sum(self.late.values())
         self.late.clear()
-        return self._stats(None, per_class, 0, None, now_ms)
+        batch = TrainingBatch(self.key, END_OF_TIME, END_OF_TIME, END_OF_TIME, [], late)
+        return batch, self._stats(None, per_class, 0, None, now_ms)
 
     def _update_priors(self, seen: Mapping[str, int]) -> dict[str, float]:
         d = self.settings.decay

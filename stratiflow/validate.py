@@ -8,6 +8,8 @@ topic with the raw payload and its source coordinates.
 Event(id='a', ts=1, features={'x': 1}, label=1, key='default', source=None)
 >>> parse_event(b'{"id": "a", "ts": 1, "features": {"x": NaN}}').reason
 'non_finite_number'
+>>> parse_event(b'{"id": "a", "ts": 9, "label": true}')
+LabelRecord(id='a', label=True, ts=9, key='default', source=None, raw=b'{"id": ...}')
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from stratiflow.records import DEFAULT_KEY, Event, Label, Rejection, SourceRef
+from stratiflow.records import DEFAULT_KEY, Event, Label, LabelRecord, Rejection, SourceRef
 
 #: Reasons a record can be rejected, with what they mean (documented in the README).
 REASONS: dict[str, str] = {
@@ -36,6 +38,12 @@ REASONS: dict[str, str] = {
     "label_not_supported": "the configured model cannot learn this label (e.g. a binary model)",
     "model_rejected_input": "the model raised an error on this event's features",
     "model_output_not_finite": "the model's probabilities were NaN or infinite for this event",
+    "labels_disabled": "a label record arrived but labels.source is none",
+    "not_a_label": "a record on the labels topic is not a label record {id, label, ts}",
+    "label_unknown_id": "no event with this id arrived (under this key) within labels.ttl",
+    "label_duplicate": "this event already has its label",
+    "label_expired": "the label came after labels.ttl; the prediction was no longer waiting",
+    "label_event_rejected": "the label's event was rejected, so there is no prediction to score",
 }
 
 _MAX_TS = 2**53  # JSON numbers above this lose integer precision in many clients.
@@ -83,8 +91,9 @@ def parse_event(
     limits: Limits = Limits(),
     label_policy: LabelPolicy = LabelPolicy(),
     default_key: str = DEFAULT_KEY,
-) -> Event | Rejection:
-    """Decode and validate one record value.
+    labels: bool = True,
+) -> Event | LabelRecord | Rejection:
+    """Decode and validate one record value: an event, or (``labels``) a label record.
 
     Parameters
     ----------
@@ -98,6 +107,8 @@ def parse_event(
         Which labels the configured model accepts.
     default_key
         Model key for events that carry none.
+    labels
+        Accept label records (objects with ``label`` and no ``features``).
     """
     if not raw:
         return Rejection("empty_payload", "the record has no value")
@@ -120,9 +131,68 @@ def parse_event(
         return Rejection("invalid_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}")
     except RecursionError:
         return Rejection("invalid_json", "the JSON is nested too deeply")
+    if isinstance(obj, dict) and "features" not in obj and "label" in obj:
+        if not labels:
+            return Rejection(
+                "labels_disabled",
+                "this is a label record, but labels.source is none (labels only inside events)",
+            )
+        record = label_from_object(obj, source, label_policy=label_policy, default_key=default_key)
+        if isinstance(record, LabelRecord):
+            record.raw = raw
+        return record
     return event_from_object(
         obj, source, limits=limits, label_policy=label_policy, default_key=default_key
     )
+
+
+def label_from_object(
+    obj: dict[str, Any],
+    source: SourceRef | None = None,
+    *,
+    label_policy: LabelPolicy = LabelPolicy(),
+    default_key: str = DEFAULT_KEY,
+) -> LabelRecord | Rejection:
+    """Validate a decoded label record ``{"id", "label", "ts", "key"?}``."""
+    for name in ("id", "ts", "label"):
+        if name not in obj:
+            return Rejection("missing_field", f"label record field {name!r} is missing")
+    common = _id_ts_key(obj, default_key)
+    if isinstance(common, Rejection):
+        return common
+    event_id, ts, key = common
+    label = obj["label"]
+    rejection = _check_label(label, label_policy)
+    if rejection is not None:
+        return rejection
+    assert label is not None  # _check_label refuses null in a label record
+    return LabelRecord(id=event_id, label=label, ts=ts, key=key, source=source)
+
+
+def _check_label(label: Any, label_policy: LabelPolicy) -> Rejection | None:
+    if not isinstance(label, str | int):  # bool is an int
+        return Rejection(
+            "bad_label", f"label must be a string, integer or boolean, got {_json_type(label)}"
+        )
+    return label_policy.check(label)
+
+
+def _id_ts_key(obj: dict[str, Any], default_key: str) -> tuple[str, int, str] | Rejection:
+    event_id = obj["id"]
+    if not isinstance(event_id, str) or not event_id:
+        return Rejection("bad_id", f"id must be a non-empty string, got {_json_type(event_id)}")
+    ts = obj["ts"]
+    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < _MAX_TS:
+        return Rejection(
+            "bad_timestamp",
+            f"ts must be an integer of milliseconds since the epoch, got {_short(ts)}",
+        )
+    key = obj.get("key", default_key)
+    if key is None:
+        key = default_key
+    if not isinstance(key, str) or not key:
+        return Rejection("bad_key", f"key must be a non-empty string, got {_json_type(key)}")
+    return event_id, ts, key
 
 
 def event_from_object(
@@ -140,22 +210,10 @@ def event_from_object(
         if name not in obj:
             return Rejection("missing_field", f"required field {name!r} is missing")
 
-    event_id = obj["id"]
-    if not isinstance(event_id, str) or not event_id:
-        return Rejection("bad_id", f"id must be a non-empty string, got {_json_type(event_id)}")
-
-    ts = obj["ts"]
-    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < _MAX_TS:
-        return Rejection(
-            "bad_timestamp",
-            f"ts must be an integer of milliseconds since the epoch, got {_short(ts)}",
-        )
-
-    key = obj.get("key", default_key)
-    if key is None:
-        key = default_key
-    if not isinstance(key, str) or not key:
-        return Rejection("bad_key", f"key must be a non-empty string, got {_json_type(key)}")
+    common = _id_ts_key(obj, default_key)
+    if isinstance(common, Rejection):
+        return common
+    event_id, ts, key = common
 
     features = obj["features"]
     if not isinstance(features, dict):
@@ -176,11 +234,7 @@ def event_from_object(
 
     label = obj.get("label")
     if label is not None:
-        if not isinstance(label, str | int):  # bool is an int
-            return Rejection(
-                "bad_label", f"label must be a string, integer or boolean, got {_json_type(label)}"
-            )
-        rejection = label_policy.check(label)
+        rejection = _check_label(label, label_policy)
         if rejection is not None:
             return rejection
 

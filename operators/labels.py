@@ -1,0 +1,91 @@
+"""The label join: label records meet the unlabelled events they belong to, by id.
+
+Wraps :class:`stratiflow.labels.LabelJoin`, one per model key. Entries and the
+expiry index live in ``MapState`` (one entry per id, read and written alone);
+only a small header is pickled per record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from pyflink.common import Types
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import MapState, MapStateDescriptor, ValueStateDescriptor
+
+from stratiflow.config import Config
+from stratiflow.labels import LabelJoin
+from stratiflow.records import Event, LabelRecord
+
+
+class MapStateView(MutableMapping[Any, Any]):
+    """A Flink ``MapState`` as a mapping, for the pure core's stores (no ``len``)."""
+
+    def __init__(self, state: MapState) -> None:
+        self.state = state
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self.state.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = self.state.get(key)
+        return default if value is None else value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.state.put(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self.state.remove(key)
+
+    def pop(self, key: Any, default: Any = None) -> Any:
+        value = self.state.get(key)
+        if value is None:
+            return default
+        self.state.remove(key)
+        return value
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.state.keys())
+
+    def __len__(self) -> int:
+        raise TypeError("MapStateView has no cheap length; count entries yourself")
+
+
+def map_state(runtime_context: RuntimeContext, name: str, key_type: Any = None) -> MapStateView:
+    """A pickled-value ``MapState`` (string keys by default) wrapped as a mapping."""
+    descriptor = MapStateDescriptor(name, key_type or Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+    return MapStateView(runtime_context.get_map_state(descriptor))
+
+
+class JoinLabels(KeyedProcessFunction):
+    """Keyed by model key: pass events on, join label records to them, expire the rest.
+
+    Emits events, :class:`~stratiflow.labels.Answer`, :class:`~stratiflow.labels.Expiry`
+    and :class:`~stratiflow.labels.LabelOutcome` items; the model operator scores,
+    learns, counts and dead-letters them.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        self.settings = cfg.labels
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.header = runtime_context.get_state(
+            ValueStateDescriptor("label-join", Types.PICKLED_BYTE_ARRAY())
+        )
+        self.entries = map_state(runtime_context, "label-join-entries")
+        self.index = map_state(runtime_context, "label-join-index", Types.LONG())
+
+    def process_element(
+        self, record: Event | LabelRecord, ctx: KeyedProcessFunction.Context
+    ) -> Iterator[Any]:
+        join: LabelJoin | None = self.header.value()
+        if join is None:
+            join = LabelJoin(record.key, self.settings.ttl, self.settings.max_pending)
+        join.bind(self.entries, self.index)
+        out = join.on_event(record) if isinstance(record, Event) else join.on_label(record)
+        self.header.update(join)
+        yield from out
