@@ -430,7 +430,7 @@ class FadingMetrics(_MetricSet):
         """Score one prediction; older ones fade by ``alpha``."""
         weight = self._unit / self.alpha if self._unit else 1.0
         if weight > self.renormalise_above:
-            self._rescale(1.0)
+            self._rescale(1.0 / weight)
             weight = 1.0
         self._unit = weight
         auc_bin = self._auc_bin(proba)

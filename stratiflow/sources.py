@@ -189,3 +189,40 @@ def record_key(raw: bytes) -> bytes | None:
         return None
     key = obj.get("key", DEFAULT_KEY) if isinstance(obj, dict) else None
     return key.encode("utf-8") if isinstance(key, str) and key else None
+
+
+def with_delayed_labels(
+    events: Sequence[dict[str, Any]], delay_ms: int | Callable[[dict[str, Any]], int]
+) -> list[dict[str, Any]]:
+    """Events without their labels, each label following later as a label record.
+
+    A label arrives ``delay_ms`` (or ``delay_ms(event)``) after its event, at
+    the position River's :func:`river.stream.simulate_qa` gives it with the
+    event's ``ts`` as the moment; its record's ``ts`` is event ts + delay.
+    Unlabelled input events stay unlabelled.
+
+    >>> events = [{"id": f"e{i}", "ts": i, "features": {"x": i}, "label": True} for i in range(3)]
+    >>> [(r["id"], "features" in r) for r in with_delayed_labels(events, 1)]
+    [('e0', True), ('e0', False), ('e1', True), ('e1', False), ('e2', True), ('e2', False)]
+    """
+    from river import stream
+
+    delay = delay_ms if callable(delay_ms) else (lambda _: delay_ms)
+    questions = [({"event": e}, e.get("label")) for e in events]
+    out: list[dict[str, Any]] = []
+    asked: set[int] = set()
+    for i, x, y in stream.simulate_qa(
+        questions, moment=lambda x: x["event"]["ts"], delay=lambda x, _: delay(x["event"])
+    ):
+        event = x["event"]
+        if y is None:
+            if i in asked:  # an unlabelled event's "answer": nothing to send
+                continue
+            asked.add(i)
+            out.append({k: v for k, v in event.items() if k != "label"})
+        else:
+            label = {"id": event["id"], "label": y, "ts": event["ts"] + delay(event)}
+            if event.get("key", DEFAULT_KEY) != DEFAULT_KEY:
+                label["key"] = event["key"]
+            out.append(label)
+    return out

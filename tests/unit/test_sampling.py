@@ -587,8 +587,10 @@ def test_late_events_are_counted_and_reported_with_the_next_window():
     summary = cw["false"].take_late()
     assert summary is not None and (summary.start, summary.late, summary.seen) == (None, 1, 0)
     assert allocator.receive(summary) is None
-    record = allocator.flush_late(now_ms=7)
-    assert record is not None
+    flushed = allocator.flush_late(now_ms=7)
+    assert flushed is not None
+    batch, record = flushed
+    assert batch.late == 1 and batch.examples == []  # carries the count to the model
     assert record["window"] is None and record["trained"] == 0 and record["trained_mix"] == {}
     assert record["classes"] == {
         "false": {

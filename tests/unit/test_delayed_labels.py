@@ -1,0 +1,253 @@
+"""Delayed labels: the join, its dead letters and counts, and parity with River's
+``progressive_val_score`` when labels arrive later (``moment``/``delay``)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from river import evaluate, metrics, tree
+
+from stratiflow.config import load_config
+from stratiflow.labels import Answer, Expiry, LabelJoin, LabelOutcome
+from stratiflow.records import Event, LabelRecord
+from stratiflow.replay import replay
+from stratiflow.sources import river_events, with_delayed_labels
+from tests.helpers import proba_by_class, reference_model
+
+INTERVAL = 10
+
+
+def phishing(n: int = 1250) -> list[dict]:
+    return list(river_events("phishing", n=n, start_ts=0, interval_ms=INTERVAL))
+
+
+def river_run(events, make_model, delay):
+    """River's own delayed progressive validation: the scored predictions' probabilities
+    and classes (River yields them as each label is revealed, in answer order) and the
+    final accuracy. ``moment`` is the event index; ``delay`` is in events (events are
+    INTERVAL ms apart)."""
+    dataset = [(e["features"], e["label"]) for e in events]
+
+    def run(metric):
+        steps = evaluate.iter_progressive_val_score(
+            dataset, make_model(), metric, delay=delay, step=1, yield_predictions=True
+        )
+        return [s["Prediction"] for s in steps]
+
+    probas = run(metrics.LogLoss())  # a metric on probabilities: River calls predict_proba_one
+    accuracy = metrics.Accuracy()
+    classes = run(accuracy)  # a metric on classes: River calls predict_one
+    return probas, classes, accuracy.get()
+
+
+def labels_cfg(**extra):
+    return load_config({"labels": {"ttl": "1h"}, **extra})
+
+
+def assert_predictions_equal(predictions, river, records):
+    """Our predictions, taken in the order their labels arrived, equal River's."""
+    by_id = {p.id: p for p in predictions}
+    ours = [by_id[r["id"]] for r in records if "features" not in r]
+    probas, classes, _ = river
+    assert len(ours) == len(probas) == len(classes) == len(predictions)
+    for p, q, c in zip(ours, probas, classes, strict=True):
+        assert p.proba.keys() == q.keys()
+        for k in q:
+            assert p.proba[k] == pytest.approx(q[k], abs=1e-12)
+        assert p.y_pred == c
+
+
+@pytest.mark.parametrize("delay_events", [1, 25, 400])
+def test_fixed_delay_equals_progressive_val_score(delay_events):
+    events = phishing()
+    records = with_delayed_labels(events, delay_events * INTERVAL)
+    assert sum("features" not in r for r in records) == len(events)
+    result = replay(records, labels_cfg())
+    ours = [p for p in result.predictions]
+    river = river_run(events, reference_model, delay_events)
+    assert_predictions_equal(ours, river, records)
+    accuracy = river[2]
+    final = result.reports[-1]
+    assert final["cumulative"]["accuracy"] == accuracy  # exact
+    assert final["labels"]["joined"] == final["counts"]["scored"] == len(events)
+    assert final["labels"]["delay_ms"]["p50"] == pytest.approx(delay_events * INTERVAL, rel=0.01)
+
+
+def test_variable_delays_out_of_order_labels_equal_progressive_val_score():
+    events = phishing()
+
+    def delay_of(features) -> int:  # deterministic, 0..49 events, labels overtake each other
+        return int(sum(abs(v) for v in features.values()) * 97) % 50
+
+    records = with_delayed_labels(events, lambda e: delay_of(e["features"]) * INTERVAL)
+    label_order = [r["id"] for r in records if "features" not in r]
+    assert label_order != sorted(label_order, key=lambda i: int(i.split("-")[1]))
+    result = replay(records, labels_cfg())
+    river = river_run(events, reference_model, lambda x, _: delay_of(x))
+    assert_predictions_equal(result.predictions, river, records)
+    assert result.reports[-1]["cumulative"]["accuracy"] == river[2]
+
+
+def test_a_tree_without_an_answer_is_not_scored_like_river():
+    events = phishing(600)
+    records = with_delayed_labels(events, 30 * INTERVAL)
+    cfg = load_config({"model": ["tree.HoeffdingTreeClassifier"]})
+    result = replay(records, cfg)
+    theirs, _, accuracy = river_run(events, tree.HoeffdingTreeClassifier, 30)
+    assert [proba_by_class(p.to_dict()) == {} for p in result.predictions] == [
+        q == {} for q in theirs
+    ]
+    final = result.reports[-1]
+    assert final["cumulative"]["accuracy"] == accuracy
+    assert final["counts"]["scored"] < final["labels"]["joined"] == len(events)
+
+
+def test_the_stored_prediction_is_scored_not_a_fresh_one():
+    # Ten identical unlabelled events, labels after all of them: a fresh prediction
+    # at label time would come from a model that has learned; the stored one did not.
+    events = [{"id": f"e{i}", "ts": i, "features": {"x": 1.0}, "label": None} for i in range(10)]
+    labels = [{"id": f"e{i}", "label": True, "ts": 100 + i} for i in range(10)]
+    result = replay(events + labels, labels_cfg())
+    assert {p.model_version for p in result.predictions} == {0}
+    final = result.reports[-1]
+    # The untrained model said 0.5/0.5 → predicted False (first max) for all ten.
+    assert final["cumulative"]["accuracy"] == 0.0
+    assert final["model_version"] == 10
+
+
+# --- the join's outcomes, counted and dead-lettered -------------------------------------
+
+
+def ev(i, ts, label=None, key="default"):
+    return {"id": f"e{i}", "ts": ts, "features": {"x": float(i % 7)}, "label": label, "key": key}
+
+
+def lab(i, ts, label=True, key="default"):
+    return {"id": f"e{i}", "label": label, "ts": ts, "key": key}
+
+
+def reconcile(report, records_in: int, dead: int) -> None:
+    counts, labels = report["counts"], report["labels"]
+    assert counts["seen"] == counts["predicted"] + counts["rejected"]
+    assert counts["predicted"] == counts["labelled"] + counts["unlabelled"]
+    assert labels["received"] == (
+        labels["joined"]
+        + labels["unknown"]
+        + labels["duplicate"]
+        + labels["expired"]
+        + labels["event_rejected"]
+        + labels["held"]
+    )
+    assert counts["unlabelled"] >= labels["joined"] + labels["never_came"] + labels["waiting"]
+    # Every record in ends in exactly one place.
+    assert records_in == counts["predicted"] + labels["joined"] + labels["held"] + dead
+
+
+def test_duplicates_unknown_expired_and_early_labels():
+    cfg = load_config({"labels": {"ttl": 1_000}})
+    records = [
+        ev(1, 0),
+        lab(1, 10),
+        lab(1, 20, False),  # duplicate
+        lab(99, 30),  # unknown id: held, dies after the TTL
+        lab(5, 40),  # early: its event comes next
+        ev(5, 50),
+        ev(2, 100),
+        ev(3, 2_000),  # moves the clock: e2 expires, the held e99 label dies
+        lab(2, 2_100),  # too late: expired
+        ev(4, 2_200),  # waits at the end
+    ]
+    result = replay(records, cfg)
+    reasons = sorted(d.reason for d in result.dead_letters)
+    assert reasons == ["label_duplicate", "label_expired", "label_unknown_id"]
+    final = result.reports[-1]
+    labels = final["labels"]
+    assert labels["received"] == 5 and labels["joined"] == 2
+    assert labels["duplicate"] == labels["unknown"] == labels["expired"] == 1
+    assert labels["never_came"] == 1 and labels["waiting"] == 2 and labels["held"] == 0
+    assert final["counts"]["scored"] == 2 and final["model_version"] == 2
+    reconcile(final, len(records), len(result.dead_letters))
+    letter = next(d for d in result.dead_letters if d.reason == "label_duplicate")
+    assert (
+        letter.raw is not None
+        and b'"label": false' in letter.raw
+        or b'"label":false' in (letter.raw or b"")
+    )
+
+
+def test_label_for_an_event_the_model_rejected_is_dead_lettered():
+    records = [
+        {"id": "bad", "ts": 0, "features": {"x": "text the scaler cannot take"}},
+        {"id": "bad", "label": True, "ts": 5},
+    ]
+    result = replay(records, labels_cfg())
+    assert [d.reason for d in result.dead_letters] == [
+        "model_rejected_input",
+        "label_event_rejected",
+    ]
+    final = result.reports[-1]
+    assert final["labels"]["event_rejected"] == 1 and final["labels"]["waiting"] == 0
+    reconcile(final, 2, 2)
+
+
+def test_keys_are_joined_separately():
+    records = [ev(1, 0, key="a"), ev(1, 0, key="b"), lab(1, 5, key="b"), lab(1, 6, key="a")]
+    result = replay(records, labels_cfg())
+    assert not result.dead_letters
+    assert {k: s.labels.joined for k, s in result.states.items()} == {"a": 1, "b": 1}
+
+
+def test_labels_source_none_sends_label_records_nowhere_but_events_still_work():
+    cfg = load_config({"labels": {"source": "none"}})
+    result = replay([ev(1, 0), ev(2, 1, True)], cfg)
+    final = result.reports[-1]
+    assert final["labels"]["waiting"] == 0 and final["counts"]["learned"] == 1
+
+
+def test_memory_is_bounded_by_max_pending():
+    join = LabelJoin("k", ttl=10**9, max_pending=100)
+    outs = []
+    for i in range(1_000):
+        outs += join.on_event(Event(f"e{i}", i, {"x": 1.0}))
+        outs += join.on_label(LabelRecord(f"x{i}", True, i))  # unknown ids, held
+    assert join.size <= 100 and len(join.entries) <= 100
+    assert sum(len(v) for v in join.buckets.values()) <= 10 * 100  # index stays bounded too
+    evicted = [o for o in outs if isinstance(o, Expiry)]
+    unknown = [o for o in outs if isinstance(o, LabelOutcome) and o.kind == "unknown"]
+    assert evicted and all(o.evicted for o in evicted) and unknown
+    # Everything evicted is accounted for: held now + dropped = everything given.
+    assert len(evicted) + len(unknown) + join.size == 2_000
+
+
+def test_the_join_pickles_mid_stream_and_continues_identically():
+    a = LabelJoin("k", ttl=50, max_pending=1_000)
+    items = [Event(f"e{i}", i * 3, {"x": 1.0}) for i in range(40)]
+    for e in items[:20]:
+        a.on_event(e)
+    b = pickle.loads(pickle.dumps(a))
+    rest = [LabelRecord(f"e{i}", True, 60 + i) for i in range(0, 40, 3)] + items[20:]
+    for thing in rest:
+        out_a = a.on_event(thing) if isinstance(thing, Event) else a.on_label(thing)
+        out_b = b.on_event(thing) if isinstance(thing, Event) else b.on_label(thing)
+        assert [
+            (type(o).__name__, o.id if not isinstance(o, LabelOutcome) else o.kind) for o in out_a
+        ] == [
+            (type(o).__name__, o.id if not isinstance(o, LabelOutcome) else o.kind) for o in out_b
+        ]
+    assert any(isinstance(o, Answer) for o in a.on_label(LabelRecord("e38", True, 160)))
+
+
+def test_delayed_examples_go_through_the_sampler():
+    events = list(river_events("phishing", n=800, start_ts=0, interval_ms=INTERVAL))
+    records = with_delayed_labels(events, 50 * INTERVAL)
+    cfg = load_config(
+        {"sampling": {"strategy": "balanced", "window": "1s", "budget": 10}, "labels": {}}
+    )
+    result = replay(records, cfg)
+    final = result.reports[-1]
+    assert final["labels"]["joined"] == 800 and final["counts"]["labelled"] == 0
+    sampled = sum(len(b.examples) for b in result.batches)
+    assert sampled > 0 and final["counts"]["learned"] + final["counts"]["learn_failed"] == sampled
+    seen = sum(c["seen"] + c["late"] for s in result.stats for c in s["classes"].values())
+    assert seen == 800  # every joined example reached the sampler, on time or late
