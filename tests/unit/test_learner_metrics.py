@@ -7,8 +7,8 @@ from river import tree
 from stratiflow.config import ConfigError, ModelStep, load_config
 from stratiflow.learner import ModelState, build_model, label_policy, step
 from stratiflow.metrics import CumulativeMetrics
-from stratiflow.report import metrics_report
 from stratiflow.records import Event
+from stratiflow.report import metrics_report
 from tests.helpers import (
     assert_matches_river,
     phishing_accuracy,
