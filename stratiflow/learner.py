@@ -227,6 +227,7 @@ def step(
     """
     x = event.model_input()
     state.counts.seen += 1
+    _tick(state, event.ts)  # a timed update due by now comes first: predict with the latest
     t0 = time.perf_counter()
     try:
         proba = state.model.predict_proba_one(x)
@@ -272,7 +273,6 @@ def step(
         if waiting is not None:
             waiting[event.id] = StoredPrediction(y_pred, dict(proba), version, event.ts)
             state.labels.waiting += 1
-        _tick(state, event.ts)
     state.cost.predict.add(t1 - t0)
     state.counts.predicted += 1
     state.last_ts = event.ts if state.last_ts is None else max(state.last_ts, event.ts)
