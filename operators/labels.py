@@ -71,6 +71,7 @@ class JoinLabels(KeyedProcessFunction):
 
     def __init__(self, cfg: Config) -> None:
         self.settings = cfg.labels
+        self.two_inputs = cfg.labels.source == "topic"
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.header = runtime_context.get_state(
@@ -84,7 +85,12 @@ class JoinLabels(KeyedProcessFunction):
     ) -> Iterator[Any]:
         join: LabelJoin | None = self.header.value()
         if join is None:
-            join = LabelJoin(record.key, self.settings.ttl, self.settings.max_pending)
+            join = LabelJoin(
+                record.key,
+                self.settings.ttl,
+                self.settings.max_pending,
+                two_inputs=self.two_inputs,
+            )
         join.bind(self.entries, self.index)
         out = join.on_event(record) if isinstance(record, Event) else join.on_label(record)
         self.header.update(join)

@@ -115,15 +115,19 @@ def _produce_records(args: argparse.Namespace) -> Iterable[bytes]:
         unlabelled_fraction=args.unlabelled_fraction,
         minority_share=args.minority_share,
     )
+    if args.label_delay is not None:
+        events = sources.with_delayed_labels(list(events), args.label_delay)
     return (to_json_bytes(e) for e in events)
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from stratiflow import kafka_io
-    from stratiflow.sources import record_key
+    from stratiflow.sources import is_label_record, record_key
 
     cfg = _config_from(args, check_model=False)
     topic = args.topic or cfg.topics.events
+    # Label records (no features) go to their own topic when the job reads them there.
+    labels_topic = cfg.topics.labels if cfg.labels.source == "topic" else topic
     try:
         records = _produce_records(args)
     except ValueError as exc:
@@ -143,7 +147,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
                 delay = start + sent / args.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            producer.send(topic, key=record_key(raw), value=raw)
+            is_label = labels_topic != topic and is_label_record(raw)
+            producer.send(labels_topic if is_label else topic, key=record_key(raw), value=raw)
             sent += 1
             progress.update()
         producer.flush()
@@ -159,25 +164,16 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 def format_record(value: bytes) -> str:
     """A one-line human view of a prediction, metrics report or dead letter."""
+    from stratiflow.tables import format_metrics_line, is_metrics_record
+
     try:
         obj = json.loads(value)
     except ValueError:
         return f"(not JSON) {value[:120]!r}"
     if not isinstance(obj, dict):
         return json.dumps(obj)
-    if "schema_version" in obj and "counts" in obj:
-        c, m = obj["counts"], obj.get("cumulative", {})
-        per_class = " ".join(
-            f"{k}:P={v['precision']:.3f}/R={v['recall']:.3f}/n={v['support']}"
-            for k, v in m.get("per_class", {}).items()
-        )
-        loss = m.get("log_loss")
-        return (
-            f"metrics key={obj['key']:<10} report={obj['report']:<4}"
-            f"{' FINAL' if obj.get('final') else ''} seen={c['seen']:<7} scored={c['scored']:<7} "
-            f"acc={m.get('accuracy', 0):.4f} macroF1={m.get('macro_f1', 0):.4f} "
-            f"logloss={loss if loss is None else round(loss, 4)}  {per_class}"
-        )
+    if is_metrics_record(obj):
+        return format_metrics_line(obj)
     if "reason" in obj and "raw" in obj:
         raw = obj.get("raw") or ""
         return (
@@ -195,6 +191,20 @@ def format_record(value: bytes) -> str:
             f" p={best:.3f} v={obj['model_version']}{truth}"
         )
     return json.dumps(obj)
+
+
+def format_tail(value: bytes) -> str:
+    """What ``tail`` prints for a record: a table per metrics report (followed by a blank
+    line), one line for anything else."""
+    from stratiflow.tables import format_metrics_report, is_metrics_record
+
+    try:
+        obj = json.loads(value)
+    except ValueError:
+        obj = None
+    if is_metrics_record(obj):
+        return format_metrics_report(obj) + "\n"
+    return format_record(value)
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -215,7 +225,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
             follow=follow,
         ):
             value = record.value or b""
-            print(value.decode("utf-8", "replace") if args.json else format_record(value))
+            print(value.decode("utf-8", "replace") if args.json else format_tail(value))
             count += 1
     except KeyboardInterrupt:
         pass
@@ -351,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="make a binary generator imbalanced: share of the positive class, e.g. 0.05",
     )
     p.add_argument("--label-column", default="label", help="CSV column holding the label")
+    p.add_argument(
+        "--label-delay",
+        type=int,
+        metavar="MS",
+        help="send each generated label later, as a label record MS of event time after "
+        "its event (to the labels topic when labels.source is topic)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_args(p)
     p.set_defaults(func=cmd_produce)

@@ -12,8 +12,11 @@ label into exactly one outcome:
   event has not arrived yet.
 
 Unlabelled events whose label never comes leave as an :class:`Expiry`. The
-join's clock is the largest ``ts`` the key has seen (events and labels), so
-results depend only on the order of the input, never on the wall clock.
+join's clock is the largest ``ts`` the key has seen (events and labels) — or,
+when labels come from their own topic (``two_inputs``), the smaller of the two
+inputs' largest ``ts``, so one input running ahead cannot expire what the other
+has not delivered yet. Results depend only on the order of the input, never on
+the wall clock.
 Memory is bounded: ``max_pending`` ids per key at most, oldest evicted first.
 
 >>> from stratiflow.records import Event, LabelRecord
@@ -126,6 +129,8 @@ class LabelJoin:
         remembered so that a second label is recognised as a duplicate.
     max_pending
         Ids held at most; beyond it the entries closest to expiry go first.
+    two_inputs
+        Events and labels arrive on separate inputs with no order between them.
     entries, buckets
         Where entries and the expiry index live: dicts by default, Flink
         ``MapState`` views in the operator (see :meth:`bind`).
@@ -138,8 +143,14 @@ class LabelJoin:
         max_pending: int,
         entries: MutableMapping[str, Entry] | None = None,
         buckets: MutableMapping[int, list[str]] | None = None,
+        *,
+        two_inputs: bool = False,
     ) -> None:
         self.key = key
+        self.two_inputs = two_inputs
+        #: Largest ts seen on each input (events, labels).
+        self.seen_events: int | None = None
+        self.seen_labels: int | None = None
         self.ttl = ttl
         self.max_pending = max_pending
         # Expiry is checked per bucket of this width: O(1) per item, no global heap.
@@ -170,6 +181,7 @@ class LabelJoin:
 
     def on_event(self, event: Event) -> list[JoinOutput]:
         """An event arrives; returns it, anything its arrival joined, and what expired."""
+        self.seen_events = event.ts if self.seen_events is None else max(self.seen_events, event.ts)
         out = self._advance(event.ts)
         entry = self.entries.get(event.id)
         out.append(event)
@@ -200,6 +212,9 @@ class LabelJoin:
 
     def on_label(self, record: LabelRecord) -> list[JoinOutput]:
         """A label record arrives; returns exactly one outcome for it, plus anything due."""
+        self.seen_labels = (
+            record.ts if self.seen_labels is None else max(self.seen_labels, record.ts)
+        )
         out = self._advance(record.ts)
         entry = self.entries.get(record.id)
         if entry is None:
@@ -268,6 +283,10 @@ class LabelJoin:
         self.size -= 1
 
     def _advance(self, ts: int) -> list[JoinOutput]:
+        if self.two_inputs:
+            if self.seen_events is None or self.seen_labels is None:
+                return []  # until both inputs have spoken, nothing can be known to be late
+            ts = min(self.seen_events, self.seen_labels)
         if self.clock is None or ts > self.clock:
             self.clock = ts
         out: list[JoinOutput] = []

@@ -88,7 +88,12 @@ def replay(
     def join_of(key: str) -> LabelJoin:
         join = joins.get(key)
         if join is None:
-            join = joins[key] = LabelJoin(key, cfg.labels.ttl, cfg.labels.max_pending)
+            join = joins[key] = LabelJoin(
+                key,
+                cfg.labels.ttl,
+                cfg.labels.max_pending,
+                two_inputs=cfg.labels.source == "topic",
+            )
         return join
 
     def advance(to: int) -> None:

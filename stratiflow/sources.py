@@ -208,7 +208,7 @@ def with_delayed_labels(
     from river import stream
 
     delay = delay_ms if callable(delay_ms) else (lambda _: delay_ms)
-    questions = [({"event": e}, e.get("label")) for e in events]
+    questions: Any = [({"event": e}, e.get("label")) for e in events]
     out: list[dict[str, Any]] = []
     asked: set[int] = set()
     for i, x, y in stream.simulate_qa(
@@ -226,3 +226,16 @@ def with_delayed_labels(
                 label["key"] = event["key"]
             out.append(label)
     return out
+
+
+def is_label_record(raw: bytes) -> bool:
+    """Whether a raw record is a label record (``label`` and no ``features``).
+
+    >>> is_label_record(b'{"id": "a", "label": true, "ts": 1}'), is_label_record(b'{"id": "a"}')
+    (True, False)
+    """
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(obj, dict) and "label" in obj and "features" not in obj

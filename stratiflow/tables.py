@@ -176,9 +176,7 @@ def _views(record: Mapping[str, Any]) -> list[str]:
         if view is None:
             rows.append([name, DASH, f"(off: {OFF[name]})"])
             continue
-        rows.append(
-            [name, count(get(view, "n"))] + [number(_metric(view, p)) for _, p in COLUMNS]
-        )
+        rows.append([name, count(get(view, "n")), *(number(_metric(view, p)) for _, p in COLUMNS)])
     return align(rows)
 
 

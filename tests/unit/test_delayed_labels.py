@@ -248,3 +248,20 @@ def test_delayed_examples_go_through_the_sampler():
     assert sampled > 0 and final["counts"]["learned"] + final["counts"]["learn_failed"] == sampled
     seen = sum(c["seen"] + c["late"] for s in result.stats for c in s["classes"].values())
     assert seen == 800  # every joined example reached the sampler, on time or late
+
+
+def test_with_a_labels_topic_one_input_running_ahead_expires_nothing():
+    """Two topics have no order between them: all labels may be read before any event.
+    The join's clock is then the slower input's, so those labels wait for their events."""
+    events = [Event(f"e{i}", i * 10, {"x": 1.0}) for i in range(500)]
+    labels = [LabelRecord(f"e{i}", True, i * 10 + 5) for i in range(500)]
+    for two_inputs in (True, False):
+        join = LabelJoin("k", ttl=100, max_pending=10_000, two_inputs=two_inputs)
+        outs = [o for r in labels for o in join.on_label(r)]
+        outs += [o for e in events for o in join.on_event(e)]
+        joined = sum(isinstance(o, Answer) for o in outs)
+        unknown = sum(isinstance(o, LabelOutcome) and o.kind == "unknown" for o in outs)
+        if two_inputs:
+            assert joined == 500 and unknown == 0
+        else:  # one clock (events-topic mode): labels far ahead expire as unknown
+            assert joined == 10 and unknown == 490
