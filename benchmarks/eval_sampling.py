@@ -57,7 +57,7 @@ def evaluate(events: list[dict[str, Any]], sampling: dict[str, Any], flink: bool
         "balanced_accuracy": cumulative["balanced_accuracy"],
         "minority_recall": cumulative["per_class"]["1"]["recall"],
         "minority_precision": cumulative["per_class"]["1"]["precision"],
-        "macro_f1": cumulative["macro_f1"],
+        "macro_f1": cumulative["macro"]["f1"],
         "learned": final["counts"]["learned"],
         "trained_on": final["trained_on"],
         "seconds": time.perf_counter() - t0,

@@ -27,11 +27,9 @@ from sklearn.metrics import (
 )
 
 from stratiflow.metrics import (
-    ClassificationMetrics,
     CumulativeMetrics,
     FadingMetrics,
     RollingMetrics,
-    RunningStat,
 )
 from stratiflow.records import Label, class_key
 
@@ -234,20 +232,6 @@ def test_cumulative_equals_river(name: str) -> None:
     got["mcc"] = s["mcc"]
     for key, metric in river.items():
         assert math.isclose(got[key], metric.get(), rel_tol=TOL, abs_tol=TOL), key
-
-
-def test_old_classification_metrics_still_agree() -> None:
-    old, new = ClassificationMetrics(), CumulativeMetrics()
-    for item in multiclass_stream(400, seed=4, n_classes=4):
-        old.update(*item)
-        new.update(*item)
-    o, n = old.summary(), new.summary()
-    assert math.isclose(o["accuracy"], n["accuracy"], rel_tol=TOL)
-    assert math.isclose(o["macro_f1"], n["macro"]["f1"], rel_tol=TOL)
-    assert math.isclose(o["log_loss"], n["log_loss"], rel_tol=TOL)
-    stat = RunningStat()
-    stat.add(0.5)
-    assert stat.summary(scale=2.0) == {"mean": 1.0, "max": 1.0}
 
 
 # ---------------------------------------------------------------- rolling

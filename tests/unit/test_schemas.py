@@ -192,7 +192,8 @@ def delayed_stream() -> list[dict[str, Any]]:
 
     By event index ``i % 5``: 0 labelled 3 events later (joined), 1 labelled 20 events later
     (after ``labels.ttl`` of 150 ms: expired, and the prediction never_came), 2 never labelled
-    (never_came, or still waiting at the end), 3 labelled at once and then again (duplicate),
+    (never_came, or still waiting at the end), 3 labelled 1 event later and again 2 events later
+    (duplicate),
     4 carries its own label. Plus: an early label (held, then joined when its event comes), a
     label for an id that never comes (unknown once the ttl passes), an event the model rejects
     and its label (event_rejected), a label still held at the end, and a label for a key with
