@@ -192,12 +192,11 @@ def delayed_stream() -> list[dict[str, Any]]:
 
     By event index ``i % 5``: 0 labelled 3 events later (joined), 1 labelled 20 events later
     (after ``labels.ttl`` of 150 ms: expired, and the prediction never_came), 2 never labelled
-    (never_came, or still waiting at the end), 3 labelled 1 event later and again 2 events later
-    (duplicate),
-    4 carries its own label. Plus: an early label (held, then joined when its event comes), a
-    label for an id that never comes (unknown once the ttl passes), an event the model rejects
-    and its label (event_rejected), a label still held at the end, and a label for a key with
-    no events at all (an empty report for that key).
+    (never_came, or still waiting at the end), 3 labelled 1 event later and again 2 events
+    later (duplicate), 4 carries its own label. Plus: an early label (held, then joined when
+    its event comes), a label for an id that never comes (unknown once the ttl passes), an
+    event the model rejects and its label (event_rejected), a label still held at the end, and
+    a label for a key with no events at all (an empty report for that key).
     """
     events = list(river_events("phishing", n=N, seed=3, start_ts=T0, interval_ms=10))
     out: list[dict[str, Any]] = []
