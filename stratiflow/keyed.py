@@ -79,8 +79,12 @@ def handle(
         stored = waiting.pop(item.id, None)
         result = answer(state, item, stored, report_every=every, learn=learn)
         if result.rejection is not None:
+            label_raw = item.raw
+            if label_raw is None:  # a label given as an object, not read from bytes
+                label = {"id": item.id, "label": item.label, "ts": item.ts, "key": item.key}
+                label_raw = to_json_bytes(label)
             out.dead_letters.append(
-                DeadLetter.of(result.rejection, item.raw, item.source, at=now_ms, key=item.key)
+                DeadLetter.of(result.rejection, label_raw, item.source, at=now_ms, key=item.key)
             )
         due = result.report_due
     elif isinstance(item, Expiry):

@@ -197,9 +197,10 @@ class _MetricSet:
             # Classes predicted but never true have no recall: left out, as in sklearn.
             "balanced_accuracy": sum(recalls) / len(recalls),
             "macro": dict(zip(names, macro, strict=True)),
-            "weighted": dict(zip(names, weighted, strict=True)),
+            # Weighted sums of fading weights can round a hair past 1; keep the ranges.
+            "weighted": {name: min(v, 1.0) for name, v in zip(names, weighted, strict=True)},
             "kappa": _kappa(off_diagonal, t_sum, p_sum, total),
-            "mcc": _mcc(correct, t_sum, p_sum, total),
+            "mcc": max(-1.0, min(1.0, _mcc(correct, t_sum, p_sum, total))),
             "log_loss": self._loss / unit / total,
             "roc_auc": None if self.positive is None else _auc(*self._hist),
             "per_class": per_class,

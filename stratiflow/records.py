@@ -26,6 +26,7 @@ FeatureValue = float | int | str | bool | None
 
 DEFAULT_KEY = "default"
 METRICS_SCHEMA_VERSION = 2
+SAMPLING_STATS_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from stratiflow.config import SamplingSettings
-from stratiflow.records import METRICS_SCHEMA_VERSION, Event, Label
+from stratiflow.records import SAMPLING_STATS_SCHEMA_VERSION, Event, Label
 
 #: A class whose decayed per-window count falls below this is no longer "seen".
 _ACTIVE_PRIOR = 0.5
@@ -518,7 +518,7 @@ class WindowAllocator:
         now_ms: int,
     ) -> dict[str, Any]:
         record: dict[str, Any] = {
-            "schema_version": METRICS_SCHEMA_VERSION,
+            "schema_version": SAMPLING_STATS_SCHEMA_VERSION,
             "key": self.key,
             "window": window,
             "strategy": self.settings.strategy,

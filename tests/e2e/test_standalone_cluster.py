@@ -59,7 +59,8 @@ def test_user_flow_on_a_standalone_cluster(broker, flink_cluster, tmp_path):
     assert all(d["topic"] == topics["events"] and d["offset"] is not None for d in letters)
 
     pretty = tail(config, "metrics")
-    assert any("FINAL" in line and "acc=" in line for line in pretty)
+    assert any("(final)" in line for line in pretty)  # the table of the final report
+    assert any(line.startswith("cumulative") for line in pretty)
     shown = tail(config, "predictions", "--max", "3")
     assert len(shown) == 3 and all(line.startswith("prediction id=") for line in shown)
 
