@@ -176,7 +176,7 @@ class Cost:
     last_report_at: int | None = None
     last_report_predicted: int = 0
 
-    def summary(self, model: Any, predicted: int, now_ms: int) -> dict[str, Any]:
+    def summary(self, model: Any, state: Any, predicted: int, now_ms: int) -> dict[str, Any]:
         rate = None
         if self.last_report_at is not None and now_ms > self.last_report_at:
             rate = (predicted - self.last_report_predicted) / ((now_ms - self.last_report_at) / 1e3)
@@ -186,4 +186,5 @@ class Cost:
             "learn_us": self.learn.summary(scale=1e6),
             "events_per_s": rate,
             "model_bytes": len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)),
+            "state_bytes": len(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)),
         }

@@ -58,5 +58,5 @@ def metrics_report(
             "batches": state.updater.batches,
             "fallback_batches": state.updater.fallback_batches,
         },
-        "cost": state.cost.summary(state.model, c.predicted, now_ms),
+        "cost": state.cost.summary(state.model, state, c.predicted, now_ms),
     }

@@ -226,6 +226,7 @@ def _cost(record: Mapping[str, Any]) -> str:
         f"  learn {quantiles(get(cost, 'learn_us'), 'us')}"
         f"  {amount(get(cost, 'events_per_s'))} ev/s"
         f"  model {size(get(cost, 'model_bytes'))}"
+        f"  state {size(get(cost, 'state_bytes'))}"
     )
 
 

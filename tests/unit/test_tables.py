@@ -143,9 +143,10 @@ def test_counts_update_cost_and_trained_on(binary, delayed):
     assert cells[:3] == ["cost", "predict", "p50/p99"]
     assert cells[3:7] == [amount(predict["p50"]), "/", amount(predict["p99"]), "us"]
     assert cells[7:12] == ["learn", "p50/p99", amount(learn["p50"]), "/", amount(learn["p99"])]
-    assert cells[-5:-3] == ["-", "ev/s"]  # replay's wall clock stands still
+    assert cells[-8:-6] == ["-", "ev/s"]  # replay's wall clock stands still
     model_kb = f"{cost['model_bytes'] / 1e3:.1f}"
-    assert cells[-2:] == [model_kb, "kB"]
+    state_kb = f"{cost['state_bytes'] / 1e3:.1f}"
+    assert cells[-6:] == ["model", model_kb, "kB", "state", state_kb, "kB"]
     trained = record["trained_on"]
     assert row(table, "trained_on")[1:] == [f"{k}={v}" for k, v in trained.items()]
     assert sum(trained.values()) == record["counts"]["learned"]
@@ -229,7 +230,7 @@ def test_throughput_with_a_moving_clock():
     reports = clocked(events, load_config({"metrics": {"report_every": 10}}))
     cells = row(format_metrics_report(wire(reports[1])), "cost")
     assert reports[1]["cost"]["events_per_s"] == 100.0
-    assert cells[-5:-3] == ["100", "ev/s"]
+    assert cells[-8:-6] == ["100", "ev/s"]
 
 
 def test_tail_prints_a_table_for_metrics_and_a_line_for_the_rest(binary, binary_predictions):
