@@ -13,8 +13,8 @@ partial records still print.
 >>> empty = metrics_report(ModelState.new(load_config()), "default", now_ms=0)
 >>> print(format_metrics_report(empty).splitlines()[0])
 key default  report 1  model v0  event_ts -  emitted 1970-01-01T00:00:00.000Z
->>> format_metrics_line(empty)
-'metrics key=default    report=1    seen=0       scored=0       acc=-      macroF1=-      logloss=-'
+>>> format_metrics_line(empty).split()[-4:]
+['logloss=-', 'kappa=-', 'auc=-', 'rolling_acc=-']
 """
 
 from __future__ import annotations
@@ -289,7 +289,9 @@ def format_metrics_line(record: Mapping[str, Any]) -> str:
         f" seen={count(get(record, 'counts.seen')):<7}"
         f" scored={count(get(record, 'counts.scored')):<7}"
         f" acc={number(get(m, 'accuracy'), 4):<6} macroF1={number(_macro_f1(m), 4):<6}"
-        f" logloss={number(get(m, 'log_loss'), 4)}{classes}"
+        f" logloss={number(get(m, 'log_loss'), 4)}"
+        f" kappa={number(get(m, 'kappa'), 3)} auc={number(get(m, 'roc_auc'), 3)}"
+        f" rolling_acc={number(get(record.get('rolling'), 'accuracy'), 4)}{classes}"
     )
 
 

@@ -264,6 +264,6 @@ def test_older_and_partial_records_still_print(binary):
     table = format_metrics_report(v1)
     assert row(table, "cumulative") == ["cumulative", "-", "0.750", "-", "0.500"] + ["-"] * 5
     assert pairs(row(table, "counts")[1:])["seen"] == "5"
-    assert "acc=0.7500 macroF1=0.5000 logloss=-" in format_metrics_line(v1)
+    assert "acc=0.7500 macroF1=0.5000 logloss=- kappa=- auc=-" in format_metrics_line(v1)
     # Absent views are left out (null ones say "off").
     assert [line.split()[0] for line in table.splitlines()[1:4]] == ["n", "cumulative", "counts"]
