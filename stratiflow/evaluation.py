@@ -23,7 +23,7 @@ import pickle
 import statistics
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from stratiflow.config import MetricsSettings
@@ -149,18 +149,7 @@ class LabelCounts:
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            name: getattr(self, name)
-            for name in (
-                "received",
-                "joined",
-                "held",
-                "unknown",
-                "duplicate",
-                "expired",
-                "event_rejected",
-                "waiting",
-                "never_came",
-            )
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "delay"
         }
         out["delay_ms"] = self.delay.summary()
         return out
