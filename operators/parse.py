@@ -45,6 +45,7 @@ class ParseEvents(ProcessFunction):
                 limits=self.limits,
                 label_policy=self.label_policy,
                 labels=self.cfg.labels.source != "none",
+                rules=self.cfg.validation,
             )
             if self.labels_only and isinstance(result, Event):
                 result = Rejection(

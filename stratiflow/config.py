@@ -161,9 +161,35 @@ class UpdateSettings:
 
 
 @dataclass(frozen=True)
+class FeatureRule:
+    """How one declared feature is checked and cleaned (see :mod:`stratiflow.cleaning`)."""
+
+    #: ``number``, ``string`` or ``boolean`` (``None``: any).
+    type: str | None = None
+    min: float | None = None
+    max: float | None = None
+    #: The only values accepted (empty: any).
+    allowed: tuple[Any, ...] = ()
+    #: A missing/null value: ``drop`` (the model sees it missing), ``impute``, ``reject``.
+    missing: str = "drop"
+    #: Numbers outside the learned quantile range: ``keep``, ``clip`` or ``reject``.
+    outliers: str = "keep"
+    #: The quantiles that bound the normal range.
+    quantiles: tuple[float, float] = (0.01, 0.99)
+    #: Widen that range by this multiple of its width on each side (Tukey-style fences).
+    fence: float = 0.0
+
+
+@dataclass(frozen=True)
 class ValidationSettings:
     max_payload_bytes: int = 1_048_576
     max_features: int = 10_000
+    #: Declared features and their rules (empty: no per-feature checks).
+    features: Mapping[str, FeatureRule] = field(default_factory=dict)
+    #: Features not declared: ``keep``, ``drop`` or ``reject`` (only with ``features``).
+    unknown_features: str = "keep"
+    #: Values a feature's quantiles are learned from before outlier rules apply.
+    outlier_warmup: int = 100
 
 
 DEFAULT_MODEL: tuple[ModelStep, ...] = (
@@ -203,7 +229,17 @@ class Config:
                 **vars_of(self.metrics),
                 "probe": [dict(p) for p in self.metrics.probe],
             },
-            "validation": vars_of(self.validation),
+            "validation": {
+                **vars_of(self.validation),
+                "features": {
+                    name: {
+                        **vars_of(rule),
+                        "allowed": list(rule.allowed),
+                        "quantiles": list(rule.quantiles),
+                    }
+                    for name, rule in self.validation.features.items()
+                },
+            },
             "seed": self.seed,
             "labels": vars_of(self.labels),
             "update": vars_of(self.update),
@@ -404,9 +440,7 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
         raise ConfigError("labels.max_pending", "must be at least 1")
     update = _update(raw)
 
-    validation = _section(raw, "validation", ValidationSettings)
-    if validation.max_payload_bytes < 1:
-        raise ConfigError("validation.max_payload_bytes", "must be at least 1")
+    validation = _validation(raw)
 
     seed = raw.get("seed", 42)
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -471,6 +505,72 @@ def _metrics(raw: dict[str, Any]) -> MetricsSettings:
         positive_class=positive,
         probe=tuple(dict(p) for p in probe),
     )
+
+
+MISSING_POLICIES = ("drop", "impute", "reject")
+OUTLIER_POLICIES = ("keep", "clip", "reject")
+UNKNOWN_FEATURE_POLICIES = ("keep", "drop", "reject")
+FEATURE_TYPES = ("number", "string", "boolean")
+
+
+def _validation(raw: dict[str, Any]) -> ValidationSettings:
+    section = raw.get("validation") or {}
+    if not isinstance(section, dict):
+        raise ConfigError("validation", f"must be a mapping, got {type(section).__name__}")
+    rules = section.get("features") or {}
+    rest = {k: v for k, v in section.items() if k != "features"}
+    validation = _section({"validation": rest}, "validation", ValidationSettings)
+    if validation.max_payload_bytes < 1:
+        raise ConfigError("validation.max_payload_bytes", "must be at least 1")
+    if validation.outlier_warmup < 1:
+        raise ConfigError("validation.outlier_warmup", "must be at least 1")
+    _choice(validation.unknown_features, UNKNOWN_FEATURE_POLICIES, "validation.unknown_features")
+    if not isinstance(rules, dict):
+        raise ConfigError("validation.features", "must map feature names to rules")
+    parsed = {}
+    for name, given in rules.items():
+        where = f"validation.features.{name}"
+        given = dict(given or {})
+        allowed = given.pop("allowed", ())
+        quantiles = given.pop("quantiles", (0.01, 0.99))
+        kind = given.pop("type", None)
+        bounds = {b: given.pop(b, None) for b in ("min", "max")}
+        rule = _section({where: given}, where, FeatureRule)
+        if kind is not None:
+            _choice(kind, FEATURE_TYPES, f"{where}.type")
+        _choice(rule.missing, MISSING_POLICIES, f"{where}.missing")
+        _choice(rule.outliers, OUTLIER_POLICIES, f"{where}.outliers")
+        for b, v in bounds.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise ConfigError(f"{where}.{b}", f"must be a number, got {v!r}")
+        if None not in bounds.values() and bounds["min"] > bounds["max"]:
+            raise ConfigError(f"{where}.min", "must not be larger than max")
+        if not isinstance(allowed, list | tuple):
+            raise ConfigError(f"{where}.allowed", "must be a list of values")
+        if (
+            not isinstance(quantiles, list | tuple)
+            or len(quantiles) != 2
+            or not all(isinstance(q, int | float) and 0 <= q <= 1 for q in quantiles)
+            or not quantiles[0] < quantiles[1]
+        ):
+            raise ConfigError(f"{where}.quantiles", "must be [low, high] with 0 <= low < high <= 1")
+        if rule.fence < 0:
+            raise ConfigError(f"{where}.fence", "must be 0 or more")
+        if rule.outliers != "keep" and kind not in (None, "number"):
+            raise ConfigError(f"{where}.outliers", "outlier rules apply to numbers only")
+        parsed[str(name)] = replace(
+            rule,
+            type=kind,
+            min=bounds["min"],
+            max=bounds["max"],
+            allowed=tuple(allowed),
+            quantiles=(float(quantiles[0]), float(quantiles[1])),
+        )
+    if validation.unknown_features != "keep" and not parsed:
+        raise ConfigError(
+            "validation.unknown_features", "needs validation.features to say which are known"
+        )
+    return replace(validation, features=parsed)
 
 
 def _update(raw: dict[str, Any]) -> UpdateSettings:

@@ -26,6 +26,7 @@ from river import base as river_base
 from river import compose
 from river import utils as river_utils
 
+from stratiflow.cleaning import Cleaner
 from stratiflow.config import Config, ConfigError, ModelStep
 from stratiflow.evaluation import Cost, Evaluation, LabelCounts
 from stratiflow.labels import Answer, Expiry, LabelOutcome
@@ -143,6 +144,7 @@ class ModelState:
     model: Any
     evaluation: Evaluation
     updater: Updater
+    cleaner: Cleaner
     key: str = "default"
     counts: Counts = field(default_factory=Counts)
     labels: LabelCounts = field(default_factory=LabelCounts)
@@ -162,6 +164,7 @@ class ModelState:
             model=model,
             evaluation=Evaluation.new(cfg.metrics, positive),
             updater=Updater(cfg.update),
+            cleaner=Cleaner(cfg.validation),
             key=key,
         )
 
@@ -225,8 +228,11 @@ def step(
         Where an unlabelled event's prediction is kept for its delayed label
         (``None``: delayed labels are off).
     """
-    x = event.model_input()
     state.counts.seen += 1
+    x, rejection = state.cleaner.clean(event.features)
+    if rejection is not None:
+        state.counts.rejected += 1
+        return StepOutput(rejection=rejection)
     _tick(state, event.ts)  # a timed update due by now comes first: predict with the latest
     t0 = time.perf_counter()
     try:
@@ -325,9 +331,10 @@ def answer(
         state.counts.scored += 1
         scored = True
     if learn:
-        x = item.event.model_input()
-        for result in state.updater.add(state.model, x, item.label, ts=item.ts):
-            state.record(result)
+        x, refused = state.cleaner.clean(item.event.features, learn=False)
+        if refused is None:
+            for result in state.updater.add(state.model, x, item.label, ts=item.ts):
+                state.record(result)
     else:
         _tick(state, item.ts)
     return StepOutput(report_due=_report_due(state, scored, report_every))
@@ -364,7 +371,10 @@ def learn_examples(state: ModelState, examples: Iterable[Example], *, ts: int) -
     """
     learned = 0
     for example in examples:
-        for result in state.updater.add(state.model, example.x, example.y, ts=ts):
+        x, refused = state.cleaner.clean(example.x, learn=False)
+        if refused is not None:
+            continue  # counted by the cleaner (examples_rejected)
+        for result in state.updater.add(state.model, x, example.y, ts=ts):
             state.record(result)
             learned += result.learned
     return learned

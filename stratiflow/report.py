@@ -52,6 +52,7 @@ def metrics_report(
         },
         "labels": state.labels.summary(),
         "trained_on": dict(sorted(state.trained_on.items())),
+        "cleaning": state.cleaner.summary(),
         **views,
         "update": {
             "mode": state.updater.settings.mode,

@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from stratiflow.cleaning import check_features
+from stratiflow.config import ValidationSettings
 from stratiflow.records import DEFAULT_KEY, Event, Label, LabelRecord, Rejection, SourceRef
 
 #: Reasons a record can be rejected, with what they mean (documented in the README).
@@ -44,6 +46,12 @@ REASONS: dict[str, str] = {
     "label_duplicate": "this event already has its label",
     "label_expired": "the label came after labels.ttl; the prediction was no longer waiting",
     "label_event_rejected": "the label's event was rejected, so there is no prediction to score",
+    "unknown_feature": "a feature not declared in validation.features (unknown_features: reject)",
+    "feature_missing": "a declared feature with missing: reject is absent or null",
+    "feature_wrong_type": "a declared feature has another type than its rule says",
+    "feature_out_of_range": "a declared feature is outside its rule's [min, max]",
+    "feature_not_allowed": "a declared feature's value is not among its allowed values",
+    "feature_outlier": "a feature is outside the quantile range learned for it (outliers: reject)",
 }
 
 _MAX_TS = 2**53  # JSON numbers above this lose integer precision in many clients.
@@ -92,6 +100,7 @@ def parse_event(
     label_policy: LabelPolicy = LabelPolicy(),
     default_key: str = DEFAULT_KEY,
     labels: bool = True,
+    rules: ValidationSettings | None = None,
 ) -> Event | LabelRecord | Rejection:
     """Decode and validate one record value: an event, or (``labels``) a label record.
 
@@ -109,6 +118,8 @@ def parse_event(
         Model key for events that carry none.
     labels
         Accept label records (objects with ``label`` and no ``features``).
+    rules
+        ``validation.features`` checks applied to an event's features.
     """
     if not raw:
         return Rejection("empty_payload", "the record has no value")
@@ -142,7 +153,12 @@ def parse_event(
             record.raw = raw
         return record
     return event_from_object(
-        obj, source, limits=limits, label_policy=label_policy, default_key=default_key
+        obj,
+        source,
+        limits=limits,
+        label_policy=label_policy,
+        default_key=default_key,
+        rules=rules,
     )
 
 
@@ -202,8 +218,10 @@ def event_from_object(
     limits: Limits = Limits(),
     label_policy: LabelPolicy = LabelPolicy(),
     default_key: str = DEFAULT_KEY,
+    rules: ValidationSettings | None = None,
 ) -> Event | Rejection:
-    """Validate an already-decoded JSON value against the event contract."""
+    """Validate an already-decoded JSON value against the event contract
+    (and ``rules``, the stateless ``validation.features`` checks)."""
     if not isinstance(obj, dict):
         return Rejection("not_an_object", f"expected a JSON object, got {_json_type(obj)}")
     for name in ("id", "ts", "features"):
@@ -235,6 +253,10 @@ def event_from_object(
     label = obj.get("label")
     if label is not None:
         rejection = _check_label(label, label_policy)
+        if rejection is not None:
+            return rejection
+    if rules is not None:
+        rejection = check_features(features, rules)
         if rejection is not None:
             return rejection
 

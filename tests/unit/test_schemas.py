@@ -551,10 +551,48 @@ def dead_letters() -> list[dict[str, Any]]:
     assert isinstance(on_labels, Event)
     not_label = Rejection("not_a_label", "an event on the labels topic")
     letters.append(DeadLetter.of(not_label, GOOD_RAW, SourceRef("labels", 0, 4), at=4))
+    letters += feature_rule_dead_letters()
     # A validator bug (operators/parse.py catches it as invalid_event).
     crash = Rejection("invalid_event", "validation failed: RuntimeError: boom")
     letters.append(DeadLetter.of(crash, b"\x00\x9f", SourceRef("events", 0, 0), at=2))
     return [letter.to_dict() for letter in letters]
+
+
+def feature_rule_dead_letters() -> list[DeadLetter]:
+    """validation.features rejections: at parse time, and an outlier in the model operator."""
+    cfg = load_config(
+        {
+            "validation": {
+                "features": {
+                    "x": {"type": "number", "min": -10, "max": 10, "outliers": "reject"},
+                    "colour": {"type": "string", "allowed": ["red", "blue"], "missing": "reject"},
+                },
+                "unknown_features": "reject",
+                "outlier_warmup": 5,
+            }
+        }
+    )
+    letters, source = [], SourceRef("events", 2, 9)
+    for features, reason in [
+        ({"x": 1, "colour": "red", "extra": 1}, "unknown_feature"),
+        ({"x": 1}, "feature_missing"),
+        ({"x": "one", "colour": "red"}, "feature_wrong_type"),
+        ({"x": 11, "colour": "red"}, "feature_out_of_range"),
+        ({"x": 1, "colour": "green"}, "feature_not_allowed"),
+    ]:
+        raw = to_json({"id": "f", "ts": 1, "features": features}).encode()
+        rejection = parse_event(raw, source, rules=cfg.validation)
+        assert isinstance(rejection, Rejection) and rejection.reason == reason, rejection
+        letters.append(DeadLetter.of(rejection, raw, source, at=5))
+    state = ModelState.new(cfg, "k")
+    for i, x in enumerate([0.1, 0.2, 0.3, 0.2, 0.1, 0.2, 9.5]):
+        event = Event(f"q{i}", i, {"x": x, "colour": "red"}, label=i % 2 == 0, key="k")
+        out = step(state, event, now_ms=9)
+        if out.rejection is not None:
+            raw = to_json(event.to_dict()).encode()
+            letters.append(DeadLetter.of(out.rejection, raw, source, at=9, key="k"))
+    assert letters[-1].reason == "feature_outlier" and state.cleaner.outliers_rejected == 1
+    return letters
 
 
 LABEL_REASONS = {"label_unknown_id", "label_duplicate", "label_expired", "label_event_rejected"}
