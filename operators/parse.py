@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from pyflink.datastream import ProcessFunction
@@ -38,11 +39,15 @@ class ParseEvents(ProcessFunction):
     def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterator[Any]:
         source = SourceRef(value.topic, value.partition, value.offset)
         raw = bytes(value.value) if value.value is not None else None
+        now = int(time.time() * 1000)
+        limits = self.limits
+        if self.cfg.validation.max_future_ms:
+            limits = replace(limits, latest_ts=now + self.cfg.validation.max_future_ms)
         try:
             result = parse_event(
                 raw,
                 source,
-                limits=self.limits,
+                limits=limits,
                 label_policy=self.label_policy,
                 labels=self.cfg.labels.source != "none",
                 rules=self.cfg.validation,
@@ -55,7 +60,7 @@ class ParseEvents(ProcessFunction):
         except Exception as exc:  # a validator bug must not kill the job or lose the record
             result = Rejection("invalid_event", f"validation failed: {type(exc).__name__}: {exc}")
         if isinstance(result, Rejection):
-            letter = DeadLetter.of(result, raw, source, at=int(time.time() * 1000))
+            letter = DeadLetter.of(result, raw, source, at=now)
             yield DEAD_LETTERS, to_json(letter.to_dict())
         else:
             yield result

@@ -190,6 +190,9 @@ class ValidationSettings:
     unknown_features: str = "keep"
     #: Values a feature's quantiles are learned from before outlier rules apply.
     outlier_warmup: int = 100
+    #: Events and labels stamped further than this ahead of the wall clock are
+    #: dead-lettered (``ts_in_future``); 0 turns the check off.
+    max_future_ms: int = 86_400_000
 
 
 DEFAULT_MODEL: tuple[ModelStep, ...] = (
@@ -522,6 +525,10 @@ def _validation(raw: dict[str, Any]) -> ValidationSettings:
     validation = _section({"validation": rest}, "validation", ValidationSettings)
     if validation.max_payload_bytes < 1:
         raise ConfigError("validation.max_payload_bytes", "must be at least 1")
+    validation = replace(
+        validation,
+        max_future_ms=parse_duration_ms(validation.max_future_ms, "validation.max_future_ms"),
+    )
     if validation.outlier_warmup < 1:
         raise ConfigError("validation.outlier_warmup", "must be at least 1")
     _choice(validation.unknown_features, UNKNOWN_FEATURE_POLICIES, "validation.unknown_features")

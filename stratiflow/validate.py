@@ -33,6 +33,7 @@ REASONS: dict[str, str] = {
     "missing_field": "a required field (id, ts, features) is absent",
     "bad_id": "id is not a non-empty string",
     "bad_timestamp": "ts is not an integer number of milliseconds since the epoch",
+    "ts_in_future": "ts is further ahead of the wall clock than validation.max_future_ms",
     "bad_key": "key is not a non-empty string",
     "bad_features": "features is not an object, or is empty, or has too many entries",
     "bad_feature_value": "a feature value is not a number, string, boolean or null",
@@ -82,6 +83,8 @@ class Limits:
 
     max_payload_bytes: int = 1_048_576
     max_features: int = 10_000
+    #: With ``now_ms``: the latest acceptable ``ts`` (``None``: no bound).
+    latest_ts: int | None = None
 
 
 def _reject_constant(name: str) -> Any:
@@ -166,6 +169,7 @@ def label_from_object(
     obj: dict[str, Any],
     source: SourceRef | None = None,
     *,
+    limits: Limits = Limits(),
     label_policy: LabelPolicy = LabelPolicy(),
     default_key: str = DEFAULT_KEY,
 ) -> LabelRecord | Rejection:
@@ -177,12 +181,26 @@ def label_from_object(
     if isinstance(common, Rejection):
         return common
     event_id, ts, key = common
+    rejection = _check_future(ts, limits)
+    if rejection is not None:
+        return rejection
     label = obj["label"]
     rejection = _check_label(label, label_policy)
     if rejection is not None:
         return rejection
     assert label is not None  # _check_label refuses null in a label record
     return LabelRecord(id=event_id, label=label, ts=ts, key=key, source=source)
+
+
+def _check_future(ts: int, limits: Limits) -> Rejection | None:
+    # One event from the year 2100 would move every watermark past all real data.
+    if limits.latest_ts is not None and ts > limits.latest_ts:
+        return Rejection(
+            "ts_in_future",
+            f"ts {ts} is {ts - limits.latest_ts} ms beyond the latest accepted time "
+            "(validation.max_future_ms ahead of the wall clock)",
+        )
+    return None
 
 
 def _check_label(label: Any, label_policy: LabelPolicy) -> Rejection | None:
@@ -232,6 +250,9 @@ def event_from_object(
     if isinstance(common, Rejection):
         return common
     event_id, ts, key = common
+    rejection = _check_future(ts, limits)
+    if rejection is not None:
+        return rejection
 
     features = obj["features"]
     if not isinstance(features, dict):

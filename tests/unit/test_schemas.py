@@ -515,7 +515,8 @@ def dead_letters() -> list[dict[str, Any]]:
     too_large = parse_event(GOOD_RAW, limits=Limits(max_payload_bytes=10))
     binary = parse_event(GOOD_RAW, label_policy=LabelPolicy(binary=True))
     too_many = parse_event(GOOD_RAW, limits=Limits(max_features=2))
-    for rejection in (too_large, binary, too_many):
+    future = parse_event(GOOD_RAW, limits=Limits(latest_ts=0))
+    for rejection in (too_large, binary, too_many, future):
         assert isinstance(rejection, Rejection)
         letters.append(DeadLetter.of(rejection, GOOD_RAW, SourceRef("events", 0, 7), at=1))
     # The model raises on a feature it cannot use (operators/model.py).
