@@ -287,6 +287,23 @@ def cmd_submit(args: argparse.Namespace) -> int:
         f"(kafka properties: {redact(cfg.kafka.properties)})",
         file=sys.stderr,
     )
+    if not args.no_preflight:
+        from stratiflow.preflight import PreflightError, check_kafka
+
+        try:
+            for warning in check_kafka(cfg):
+                print(f"warning: {warning}", file=sys.stderr)
+        except PreflightError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        lib = local_paths().lib_dir
+        if not (lib / "flink-connector-kafka.jar").is_file():
+            print(
+                f"error: the Kafka connector jar is missing from {lib}; run `make setup` "
+                "(or `stratiflow local setup`)",
+                file=sys.stderr,
+            )
+            return 2
     command, env = submit_command(args)
     if args.detached and not args.jobmanager:
         log = local_paths().log_dir / f"job-{int(time.time())}.log"
@@ -385,6 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--bounded",
         action="store_true",
         help="read the events topic up to its current end, then finish",
+    )
+    p.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="skip the checks that the broker answers and the input topics exist",
     )
     p.set_defaults(func=cmd_submit)
 

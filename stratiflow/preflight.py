@@ -1,0 +1,66 @@
+"""Checks before a job is submitted, so a mistake fails in seconds with a sentence,
+not minutes later with a Java stack trace: the broker answers, the input topics
+exist, the connector jars are there (the config and the model class were
+already checked when the config was loaded).
+
+>>> from stratiflow.config import load_config
+>>> try:
+...     check_kafka(load_config({"kafka": {"bootstrap_servers": "127.0.0.1:1"}}), timeout_s=1)
+... except PreflightError as exc:
+...     print(str(exc).split(" (")[0])
+cannot reach the Kafka broker at 127.0.0.1:1
+"""
+
+from __future__ import annotations
+
+from stratiflow.config import Config
+from stratiflow.kafka_io import client_options
+
+
+class PreflightError(RuntimeError):
+    """The job cannot run as configured; the message says why and what to do."""
+
+
+def check_kafka(cfg: Config, *, timeout_s: float = 10.0) -> list[str]:
+    """Raise :class:`PreflightError` when the broker is unreachable or an input topic is
+    missing; return warnings (output topics that do not exist yet)."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    servers = cfg.kafka.bootstrap_servers
+    timeout_ms = int(timeout_s * 1000)
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=servers,
+            request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
+            **client_options(cfg.kafka.properties),
+        )
+    except KafkaError as exc:
+        raise PreflightError(
+            f"cannot reach the Kafka broker at {servers} ({type(exc).__name__}); is it running? "
+            "(`stratiflow local broker start` for a local one)"
+        ) from None
+    try:
+        existing = set(admin.list_topics())
+    except KafkaError as exc:
+        raise PreflightError(
+            f"the Kafka broker at {servers} did not list its topics ({type(exc).__name__})"
+        ) from None
+    finally:
+        admin.close()
+    inputs = [cfg.topics.events] + ([cfg.topics.labels] if cfg.labels.source == "topic" else [])
+    missing = [t for t in inputs if t not in existing]
+    if missing:
+        raise PreflightError(
+            f"input topic {', '.join(repr(t) for t in missing)} does not exist on {servers}; "
+            "create it, or produce to it first (`stratiflow produce ... --topic NAME`)"
+        )
+    outputs = [cfg.topics.predictions, cfg.topics.metrics, cfg.topics.dead_letters]
+    if cfg.sampling.strategy != "none":
+        outputs.append(cfg.topics.sampling_stats)
+    return [
+        f"output topic {t!r} does not exist yet; the broker must create it on first write"
+        for t in outputs
+        if t not in existing
+    ]
