@@ -101,7 +101,10 @@ def test_labels_topic_counts_reconcile_with_what_was_produced(broker, tmp_path):
         ("event_rejected", "label_event_rejected"),
     ):
         assert reasons[reason] == total[name], name
-    assert total["unknown"] >= 1 and total["duplicate"] + total["expired"] >= 1
+    # The unknown id and the re-sent label are refused or still held; which of those the
+    # re-sent one ends as depends on how far the two topics' reads have drifted apart.
+    held = sum(r["labels"]["held"] for r in finals.values())
+    assert total["unknown"] >= 1 and total["unknown"] + total["duplicate"] + held >= 2
     # In = out: every event predicted once, every label record joined, held or dead-lettered.
     joined_or_held = sum(r["labels"]["joined"] + r["labels"]["held"] for r in finals.values())
     assert len(events) + label_records == len(predictions) + joined_or_held + len(dead)

@@ -108,6 +108,13 @@ def test_unreachable_broker_fails_fast_with_a_clear_message(tmp_path):
     config = write_config(tmp_path / "job.yaml", f"127.0.0.1:{free_port()}", "nowhere")
     result = run_cli("submit", "--config", str(config), "--bounded", check=False, timeout=180)
     assert result.returncode == 2
+    assert "cannot reach the Kafka broker" in result.stderr  # the preflight check
+    assert "Traceback" not in result.stderr
+    # Without the preflight the job itself still fails with a sentence.
+    result = run_cli(
+        "submit", "--config", str(config), "--bounded", "--no-preflight", check=False, timeout=180
+    )
+    assert result.returncode == 2
     assert "cannot read the end offsets of 'nowhere-events'" in result.stderr
     assert "Traceback" not in result.stderr
 
