@@ -9,7 +9,7 @@ PROVISIONED := .stratiflow/.provisioned
 # Fast tiers first: a broken unit test fails in seconds, not after the cluster tests.
 PYTEST := $(PY) -m pytest
 
-.PHONY: help setup demo test test-unit test-flink test-e2e lint stop clean eval-sampling
+.PHONY: help setup demo test test-unit test-flink test-e2e lint stop clean eval-sampling chaos
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n",$$1,$$2}'
@@ -49,6 +49,12 @@ test: setup lint ## lint, then every test tier
 
 eval-sampling: setup ## compare sampling strategies on an imbalanced stream; writes benchmarks/results/sampling.json and the README table
 	$(PY) benchmarks/eval_sampling.py
+
+chaos: setup ## fault tests at full size (50k events); writes benchmarks/results/chaos.json and the README table
+	STRATIFLOW_CHAOS_N=$${STRATIFLOW_CHAOS_N:-50000} \
+	STRATIFLOW_CHAOS_RESULTS=$(CURDIR)/benchmarks/results/chaos.json \
+	$(PYTEST) tests/e2e/test_chaos.py
+	$(PY) benchmarks/chaos_table.py
 
 stop: ## stop the local broker and Flink cluster started by stratiflow
 	-@[ -x $(SF) ] && $(SF) local flink stop || true

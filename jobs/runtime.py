@@ -54,6 +54,15 @@ def create_env(cfg: Config, *, embedded: bool | None = None) -> StreamExecutionE
             # The embedded interpreter finds pemja and river only through PYTHONPATH.
             paths = [*site.getsitepackages(), os.environ.get("PYTHONPATH", "")]
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    config.set_string("state.backend.type", cfg.job.state_backend)
+    if cfg.job.checkpoint_dir:
+        config.set_string("execution.checkpointing.dir", cfg.job.checkpoint_dir)
+    if cfg.job.restart_attempts:
+        config.set_string("restart-strategy.type", "fixed-delay")
+        config.set_string("restart-strategy.fixed-delay.attempts", str(cfg.job.restart_attempts))
+        config.set_string("restart-strategy.fixed-delay.delay", f"{cfg.job.restart_delay_ms} ms")
+    else:
+        config.set_string("restart-strategy.type", "none")
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_parallelism(cfg.job.parallelism)
     env.get_config().set_auto_watermark_interval(cfg.sampling.watermark_interval)

@@ -49,6 +49,13 @@ class JobSettings:
     python_execution_mode: str = "process"
     delivery_guarantee: str = "at_least_once"
     transactional_id_prefix: str = "stratiflow"
+    #: Keyed state backend: ``rocksdb`` (in Flink's distribution) or ``hashmap`` (heap).
+    state_backend: str = "rocksdb"
+    #: Where checkpoints go (a file:// or s3:// URI; empty: the cluster's default).
+    checkpoint_dir: str = ""
+    #: On failure, restart from the last checkpoint this many times, this long apart.
+    restart_attempts: int = 10
+    restart_delay_ms: int = 2_000
 
 
 @dataclass(frozen=True)
@@ -281,6 +288,7 @@ _SAMPLING_DURATIONS = (
 )
 SAMPLING_ORDERS = ("event_time", "arrival")
 EXECUTION_MODES = ("process", "thread")
+STATE_BACKENDS = ("rocksdb", "hashmap")
 DELIVERY_GUARANTEES = ("none", "at_least_once", "exactly_once")
 STARTING_OFFSETS = ("earliest", "latest", "committed")
 
@@ -405,7 +413,13 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
             job.checkpoint_interval_ms, "job.checkpoint_interval_ms"
         ),
     )
+    job = replace(
+        job, restart_delay_ms=parse_duration_ms(job.restart_delay_ms, "job.restart_delay_ms")
+    )
     _choice(job.python_execution_mode, EXECUTION_MODES, "job.python_execution_mode")
+    _choice(job.state_backend, STATE_BACKENDS, "job.state_backend")
+    if job.restart_attempts < 0:
+        raise ConfigError("job.restart_attempts", "must be 0 (fail at once) or more")
     _choice(job.delivery_guarantee, DELIVERY_GUARANTEES, "job.delivery_guarantee")
     if job.delivery_guarantee == "exactly_once" and job.checkpoint_interval_ms == 0:
         raise ConfigError(

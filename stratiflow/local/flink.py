@@ -205,6 +205,9 @@ def cluster_options(
         "env.log.dir": str(instance_dir / "log"),
         "jobmanager.memory.process.size": "1024m",
         "taskmanager.memory.process.size": "2048m",
+        # A TaskManager that dies is noticed within seconds, not the default 50 s.
+        "heartbeat.interval": 2000,
+        "heartbeat.timeout": 8000,
         # Savepoints and checkpoints of jobs that do not choose their own place.
         "execution.checkpointing.dir": (instance_dir / "checkpoints").as_uri(),
         "execution.checkpointing.savepoint-dir": (instance_dir / "savepoints").as_uri(),
@@ -375,6 +378,33 @@ def _is_instance_daemon(pid: int, dirs: Mapping[str, Path]) -> bool:
     return mine and any(cls in args for cls in _DAEMON_CLASSES)
 
 
+def taskmanager_pids(instance: str = "default", paths: LocalPaths | None = None) -> list[int]:
+    """PIDs of the live TaskManager JVMs of ``instance``."""
+    paths = paths or local_paths()
+    return [
+        pid
+        for pid in _daemon_pids(check_instance(instance), paths)
+        if _DAEMON_CLASSES[0] in (procs.cmdline(pid) or [])
+    ]
+
+
+def start_taskmanager(
+    instance: str = "default", paths: LocalPaths | None = None, *, ready_timeout: float = 60.0
+) -> FlinkInfo:
+    """Start one more TaskManager for ``instance`` (e.g. after one was killed) and wait
+    until the cluster has at least its slots again."""
+    paths = paths or local_paths()
+    state = _read_state(check_instance(instance), paths)
+    if state is None:
+        raise LocalInfraError(f"Flink instance {instance!r} is not running")
+    env = cluster_env(instance, paths)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(flink_home().parent), os.environ.get("PYTHONPATH", "")) if p
+    )
+    _run_script("taskmanager.sh", env, timeout=120, args=("start",))
+    return _wait_ready(instance, paths, state["rest_port"], state["slots"], ready_timeout)
+
+
 def _info(instance: str, paths: LocalPaths, port: int, overview: Mapping[str, Any]) -> FlinkInfo:
     dirs = _instance_dirs(instance, paths)
     return FlinkInfo(
@@ -416,8 +446,10 @@ def _log_tails(instance: str, paths: LocalPaths) -> str:
     return "\n".join(parts) if parts else f"(no logs in {log_dir})"
 
 
-def _run_script(script: str, env: Mapping[str, str], timeout: float) -> str:
-    cmd = [str(flink_home() / "bin" / script)]
+def _run_script(
+    script: str, env: Mapping[str, str], timeout: float, args: tuple[str, ...] = ()
+) -> str:
+    cmd = [str(flink_home() / "bin" / script), *args]
     try:
         result = subprocess.run(
             cmd,
