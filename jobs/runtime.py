@@ -36,7 +36,9 @@ def connector_jars() -> list[str]:
     return [(lib / name).as_uri() for name in REQUIRED_JARS]
 
 
-def create_env(cfg: Config, *, embedded: bool | None = None) -> StreamExecutionEnvironment:
+def create_env(
+    cfg: Config, *, embedded: bool | None = None, savepoint: str | None = None
+) -> StreamExecutionEnvironment:
     """An environment configured from ``cfg``: parallelism, checkpoints, Python mode, jars.
 
     ``embedded`` (default: not launched by ``flink run``) means a local
@@ -55,6 +57,8 @@ def create_env(cfg: Config, *, embedded: bool | None = None) -> StreamExecutionE
             paths = [*site.getsitepackages(), os.environ.get("PYTHONPATH", "")]
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     config.set_string("state.backend.type", cfg.job.state_backend)
+    if savepoint:
+        config.set_string("execution.savepoint.path", savepoint)
     if cfg.job.checkpoint_dir:
         config.set_string("execution.checkpointing.dir", cfg.job.checkpoint_dir)
     if cfg.job.restart_attempts:

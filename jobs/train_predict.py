@@ -200,6 +200,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--bootstrap-servers", help="override kafka.bootstrap_servers")
     parser.add_argument(
+        "--from-savepoint", metavar="PATH", help="restore state and offsets from this savepoint"
+    )
+    parser.add_argument(
         "--bounded",
         action="store_true",
         help="read the events topic up to its current end, then finish",
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = config_from_args(args)
-        env = create_env(cfg)
+        env = create_env(cfg, savepoint=args.from_savepoint)
         build_kafka_job(env, cfg, bounded=args.bounded)
     except (ConfigError, SetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)

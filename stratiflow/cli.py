@@ -254,7 +254,10 @@ def submit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
     env = job_environ()
     job = str(JOBS_DIR / "train_predict.py")
     if not args.jobmanager:
-        return [sys.executable, "-m", "jobs.train_predict", *_job_args(args)], env
+        local = [sys.executable, "-m", "jobs.train_predict", *_job_args(args)]
+        if args.from_savepoint:
+            local += ["--from-savepoint", args.from_savepoint]
+        return local, env
     from stratiflow.local import flink
 
     host, _, port = args.jobmanager.rpartition(":")
@@ -275,6 +278,8 @@ def submit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
     ]
     if args.detached:
         command.append("-d")
+    if args.from_savepoint:
+        command += ["-s", args.from_savepoint]
     command += ["-py", job, *_job_args(args)]
     return command, env
 
@@ -320,6 +325,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"job running in the background (pid {proc.pid}, log {log})")
         return 0
     return subprocess.call(command, env=env, cwd=REPO_ROOT)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from stratiflow.local.flink import stop_job
+
+    try:
+        location = stop_job(args.jobmanager, job_id=args.job, savepoint_dir=args.savepoint)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if location:
+        print(location)
+        print(
+            f"savepoint written; resume with: stratiflow submit --from-savepoint {location} ...",
+            file=sys.stderr,
+        )
+    else:
+        print("job cancelled", file=sys.stderr)
+    return 0
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -404,11 +428,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the events topic up to its current end, then finish",
     )
     p.add_argument(
+        "--from-savepoint",
+        metavar="PATH",
+        help="start from this savepoint (or retained checkpoint): same model, same offsets",
+    )
+    p.add_argument(
         "--no-preflight",
         action="store_true",
         help="skip the checks that the broker answers and the input topics exist",
     )
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("stop", help="stop a job on a cluster, with a savepoint or cancelled")
+    p.add_argument("--jobmanager", required=True, metavar="HOST:PORT", help="the cluster's REST")
+    p.add_argument("--job", help="job id (default: the one running job)")
+    p.add_argument(
+        "--savepoint",
+        metavar="DIR",
+        help="stop with a savepoint in DIR (a path or URI) and print its location; "
+        "without it the job is cancelled",
+    )
+    p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("tail", help="print records from predictions, metrics or dead-letters")
     p.add_argument("topic", help="predictions | metrics | dead-letters | events | any topic")

@@ -378,6 +378,53 @@ def _is_instance_daemon(pid: int, dirs: Mapping[str, Path]) -> bool:
     return mine and any(cls in args for cls in _DAEMON_CLASSES)
 
 
+def stop_job(
+    jobmanager: str,
+    *,
+    job_id: str | None = None,
+    savepoint_dir: str | None = None,
+    timeout: float = 120.0,
+) -> str | None:
+    """Stop a job through the REST API at ``jobmanager`` (``host:port``): with a savepoint
+    in ``savepoint_dir`` (returns its location), or cancelled (returns ``None``)."""
+    host, _, port = jobmanager.rpartition(":")
+    base = f"http://{host}:{port}"
+
+    def call(path: str, method: str = "GET", body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                text = response.read()
+        except OSError as exc:
+            raise LocalInfraError(f"cannot reach the Flink REST API at {base}: {exc}") from None
+        return json.loads(text) if text else None
+
+    if job_id is None:
+        running = [j["id"] for j in call("/jobs")["jobs"] if j["status"] == "RUNNING"]
+        if len(running) != 1:
+            raise LocalInfraError(f"{len(running)} running jobs at {base}; say which with --job ID")
+        job_id = running[0]
+    if savepoint_dir is None:
+        call(f"/jobs/{job_id}?mode=cancel", "PATCH")
+        return None
+    target = savepoint_dir if "://" in savepoint_dir else Path(savepoint_dir).resolve().as_uri()
+    trigger = call(f"/jobs/{job_id}/stop", "POST", {"targetDirectory": target, "drain": False})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = call(f"/jobs/{job_id}/savepoints/{trigger['request-id']}")
+        if status["status"]["id"] == "COMPLETED":
+            operation = status.get("operation", {})
+            if "failure-cause" in operation:
+                cause = operation["failure-cause"].get("stack-trace", "")[:500]
+                raise LocalInfraError(f"the savepoint failed: {cause}")
+            return str(operation["location"])
+        time.sleep(0.5)
+    raise LocalInfraError(f"the savepoint did not complete within {timeout:.0f} s")
+
+
 def taskmanager_pids(instance: str = "default", paths: LocalPaths | None = None) -> list[int]:
     """PIDs of the live TaskManager JVMs of ``instance``."""
     paths = paths or local_paths()
