@@ -346,6 +346,47 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train offline on a JSONL file (the job's own semantics) and write signed snapshots."""
+    from stratiflow.records import Rejection
+    from stratiflow.replay import replay
+    from stratiflow.snapshots import SnapshotError, key_from_env, write_snapshot
+    from stratiflow.sources import jsonl_lines
+    from stratiflow.validate import parse_event
+
+    cfg = _config_from(args)
+    try:
+        key = key_from_env(cfg.snapshots.key_env)
+    except SnapshotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    path = Path(args.events)
+    if not path.is_file():
+        print(f"error: {path} does not exist", file=sys.stderr)
+        return 2
+    records, rejected = [], 0
+    for _, raw in jsonl_lines(path):
+        parsed = parse_event(raw, rules=cfg.validation)
+        if isinstance(parsed, Rejection):
+            rejected += 1
+        else:
+            records.append(parsed)
+    result = replay(records, cfg)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for model_key, state in sorted(result.states.items()):
+        target = out / f"{model_key}.snap"
+        write_snapshot(target, state.model, key=key, model_key=model_key)
+        final = next(r for r in result.reports if r["final"] and r["key"] == model_key)
+        accuracy = final["cumulative"]["accuracy"]
+        print(
+            f"{target}: key {model_key}, learned {state.model_version} examples, "
+            f"prequential accuracy {'-' if accuracy is None else f'{accuracy:.4f}'}"
+        )
+    print(f"{len(records)} records used, {rejected} rejected", file=sys.stderr)
+    return 0
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     _config_from(args)
     if not Path(args.events).is_file():
@@ -438,6 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the checks that the broker answers and the input topics exist",
     )
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("train", help="train offline on a JSONL file; write signed snapshots")
+    p.add_argument("--events", required=True, help="a JSONL file of events (and label records)")
+    p.add_argument("--out", required=True, help="directory for <model key>.snap files")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("stop", help="stop a job on a cluster, with a savepoint or cancelled")
     p.add_argument("--jobmanager", required=True, metavar="HOST:PORT", help="the cluster's REST")

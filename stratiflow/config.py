@@ -202,6 +202,16 @@ class ValidationSettings:
     max_future_ms: int = 86_400_000
 
 
+@dataclass(frozen=True)
+class SnapshotSettings:
+    """Signed model snapshots (see :mod:`stratiflow.snapshots`)."""
+
+    #: Start every model key from this snapshot instead of an untrained model.
+    warm_start: str = ""
+    #: The environment variable holding the signing key (never the key itself).
+    key_env: str = "STRATIFLOW_SNAPSHOT_KEY"
+
+
 DEFAULT_MODEL: tuple[ModelStep, ...] = (
     ModelStep("preprocessing.StandardScaler", {}),
     ModelStep("linear_model.LogisticRegression", {}),
@@ -222,6 +232,7 @@ class Config:
     seed: int = 42
     labels: LabelsSettings = field(default_factory=LabelsSettings)
     update: UpdateSettings = field(default_factory=UpdateSettings)
+    snapshots: SnapshotSettings = field(default_factory=SnapshotSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping that :func:`load_config` turns back into this config."""
@@ -253,6 +264,7 @@ class Config:
             "seed": self.seed,
             "labels": vars_of(self.labels),
             "update": vars_of(self.update),
+            "snapshots": vars_of(self.snapshots),
         }
 
 
@@ -275,6 +287,7 @@ _SECTIONS = (
     "seed",
     "labels",
     "update",
+    "snapshots",
 )
 LABEL_SOURCES = ("events", "topic", "none")
 UPDATE_MODES = ("per_sample", "micro_batch", "periodic")
@@ -464,12 +477,24 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
         raise ConfigError("seed", f"must be an integer, got {seed!r}")
 
     model = _model_steps(raw.get("model"))
-    cfg = Config(job, kafka, topics, model, sampling, metrics, validation, seed, labels, update)
+    snapshots = _section(raw, "snapshots", SnapshotSettings)
+    cfg = Config(
+        job, kafka, topics, model, sampling, metrics, validation, seed, labels, update, snapshots
+    )
     if check_model:
         # river's import is slow; only when needed
         from stratiflow.learner import build_model, label_policy
 
         model = build_model(cfg.model)
+        if snapshots.warm_start:
+            from stratiflow.snapshots import SnapshotError, key_from_env, load_snapshot
+
+            try:  # verified now, so a bad snapshot fails at submit, not in a TaskManager
+                model = load_snapshot(
+                    Path(snapshots.warm_start), key=key_from_env(snapshots.key_env)
+                ).model
+            except SnapshotError as exc:
+                raise ConfigError("snapshots.warm_start", str(exc)) from None
         if label_policy(model).binary and sampling.strategy == "target":
             _known_classes(
                 sampling.target, ("false", "true", "0", "1"), "the model is binary, its classes are"

@@ -56,6 +56,18 @@ def build_model(steps: Iterable[ModelStep]) -> Any:
     return model
 
 
+def initial_model(cfg: Config) -> Any:
+    """A new key's model: untrained from ``cfg.model``, or the verified warm-start snapshot."""
+    if not cfg.snapshots.warm_start:
+        return build_model(cfg.model)
+    from pathlib import Path
+
+    from stratiflow.snapshots import key_from_env, load_snapshot
+
+    key = key_from_env(cfg.snapshots.key_env)
+    return load_snapshot(Path(cfg.snapshots.warm_start), key=key).model
+
+
 def steps_path(estimator: Any) -> str:
     return type(estimator).__module__.removeprefix("river.") + "." + type(estimator).__name__
 
@@ -156,7 +168,7 @@ class ModelState:
 
     @classmethod
     def new(cls, cfg: Config, key: str = "default") -> ModelState:
-        model = build_model(cfg.model)
+        model = initial_model(cfg)
         positive = cfg.metrics.positive_class
         if positive is None and label_policy(model).binary:
             positive = True

@@ -21,7 +21,7 @@ import pytest
 
 from stratiflow import kafka_io
 from stratiflow.local import flink as local_flink
-from stratiflow.local.procs import free_port
+from stratiflow.local.procs import descendants, free_port
 from stratiflow.records import to_json_bytes
 from stratiflow.sources import river_events
 from tests.e2e.cli import run_cli, write_config
@@ -129,7 +129,10 @@ def test_taskmanager_killed_mid_stream_recovers_from_its_checkpoint(
     thread.start()
     wait_for(lambda: sent[0] >= N // 2, 120, "half the events sent")
     (pid,) = local_flink.taskmanager_pids(instance, local_paths)
-    os.kill(pid, signal.SIGKILL)
+    # The TaskManager and its Python workers die together, as when its machine fails
+    # (a worker whose TaskManager is gone would otherwise linger as an orphan).
+    for doomed in [pid, *descendants(pid)]:
+        os.kill(doomed, signal.SIGKILL)
     killed_at = time.time()
     sent_at_kill = sent[0]
     before_kill = count(broker.bootstrap, predictions_topic)
