@@ -53,6 +53,8 @@ eval-sampling: setup ## compare sampling strategies on an imbalanced stream; wri
 chaos: setup ## fault tests at full size (50k events); writes benchmarks/results/chaos.json and the README table
 	STRATIFLOW_CHAOS_N=$${STRATIFLOW_CHAOS_N:-50000} \
 	STRATIFLOW_CHAOS_RESULTS=$(CURDIR)/benchmarks/results/chaos.json \
+	STRATIFLOW_SOAK_N=$${STRATIFLOW_SOAK_N:-1000000} \
+	STRATIFLOW_SOAK_RESULTS=$(CURDIR)/benchmarks/results/soak.json \
 	$(PYTEST) tests/e2e/test_chaos.py
 	$(PY) benchmarks/chaos_table.py
 

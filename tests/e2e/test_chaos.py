@@ -250,3 +250,85 @@ def test_stop_with_savepoint_and_resume_an_upgraded_job_with_the_same_model(
             "recovery_s": None,
         }
     )
+
+
+SOAK_N = int(os.environ.get("STRATIFLOW_SOAK_N", "20000"))
+SOAK_RESULTS = os.environ.get("STRATIFLOW_SOAK_RESULTS")
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def test_long_run_memory_and_state_stay_bounded(broker, chaos_cluster, local_paths, tmp_path):
+    """SOAK_N events (1M in `make chaos`) through the job on a standalone cluster while the
+    TaskManager's and its Python workers' RSS is sampled; the curve is reported (not
+    asserted: machines are noisy), the key's state size is checked to stay bounded."""
+    instance, info = chaos_cluster
+    prefix = f"chaos-soak-{tmp_path.name}"
+    config = write_config(
+        tmp_path / "job.yaml", broker.bootstrap, prefix, metrics={"report_every": 10_000}
+    )
+    kafka_io.ensure_topics(broker.bootstrap, {f"{prefix}-events": 1})
+    run_cli(
+        "produce", "hyperplane", "--config", str(config), "--n", str(SOAK_N), "--seed", "3",
+        "--interval-ms", "10", "--start-ts", str(START_TS), "--quiet", timeout=1800,
+    )  # fmt: skip
+    started = time.monotonic()
+    run_cli(
+        "submit", "--config", str(config), "--jobmanager", f"127.0.0.1:{info.rest_port}",
+        "--detached", "--bounded",
+    )  # fmt: skip
+    (tm,) = local_flink.taskmanager_pids(instance, local_paths)
+    curve = []
+
+    def finished() -> bool:
+        jobs = rest(info.rest_port, "/jobs")["jobs"]
+        workers = sum(rss_mb(p) for p in descendants(tm))
+        curve.append(
+            {
+                "t_s": round(time.monotonic() - started, 1),
+                "predictions": count(broker.bootstrap, f"{prefix}-predictions"),
+                "taskmanager_rss_mb": round(rss_mb(tm), 1),
+                "python_workers_rss_mb": round(workers, 1),
+            }
+        )
+        return bool(jobs) and all(j["status"] == "FINISHED" for j in jobs)
+
+    wait_for(finished, 3600, "the long run to finish", every=2)
+    took = time.monotonic() - started
+    reports = topic_values(broker.bootstrap, f"{prefix}-metrics")
+    final = next(r for r in reports if r["final"])
+    assert final["counts"]["seen"] == final["counts"]["predicted"] == SOAK_N
+    sizes = [r["cost"]["state_bytes"] for r in reports]
+    # A key's state is the model, the bounded metric windows and sketches: it levels off.
+    assert max(sizes) < 200_000 and max(sizes[len(sizes) // 2 :]) < 1.5 * max(sizes[:2] or [1])
+    assert count(broker.bootstrap, f"{prefix}-predictions") == SOAK_N
+
+    running = [c for c in curve if c["python_workers_rss_mb"] > 0]
+    quarter = running[len(running) // 4] if running else None
+    last = running[-1] if running else None
+    if SOAK_RESULTS:
+        Path(SOAK_RESULTS).write_text(
+            json.dumps({"events": SOAK_N, "seconds": round(took, 1), "curve": curve}, indent=1)
+        )
+    record_result(
+        {
+            "fault": f"long run, {SOAK_N} events (RSS at 25% → end: TaskManager "
+            f"{quarter and quarter['taskmanager_rss_mb']} → {last and last['taskmanager_rss_mb']} "
+            f"MB, Python workers {quarter and quarter['python_workers_rss_mb']} → "
+            f"{last and last['python_workers_rss_mb']} MB; state {max(sizes)} B)",
+            "events_in": SOAK_N,
+            "predictions_out": SOAK_N,
+            "duplicates_before_dedupe": 0,
+            "duplicates_after_dedupe": 0,
+            "lost": SOAK_N - final["counts"]["predicted"],
+            "recovery_s": None,
+        }
+    )
