@@ -266,6 +266,7 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+@pytest.mark.timeout(int(900 + SOAK_N / 200))  # ~1k events/s on this cluster, plus start-up
 def test_long_run_memory_and_state_stay_bounded(broker, chaos_cluster, local_paths, tmp_path):
     """SOAK_N events (1M in `make chaos`) through the job on a standalone cluster while the
     TaskManager's and its Python workers' RSS is sampled; the curve is reported (not
