@@ -287,22 +287,32 @@ def test_long_run_memory_and_state_stay_bounded(broker, chaos_cluster, local_pat
         "--detached", "--bounded",
     )  # fmt: skip
     (tm,) = local_flink.taskmanager_pids(instance, local_paths)
-    curve = []
+    curve: list[dict[str, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:  # its own thread: a slow broker query must not thin the curve
+        while not done.is_set():
+            curve.append(
+                {
+                    "t_s": round(time.monotonic() - started, 1),
+                    "taskmanager_rss_mb": round(rss_mb(tm), 1),
+                    "python_workers_rss_mb": round(sum(rss_mb(p) for p in descendants(tm)), 1),
+                }
+            )
+            done.wait(2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
 
     def finished() -> bool:
         jobs = rest(info.rest_port, "/jobs")["jobs"]
-        workers = sum(rss_mb(p) for p in descendants(tm))
-        curve.append(
-            {
-                "t_s": round(time.monotonic() - started, 1),
-                "predictions": count(broker.bootstrap, f"{prefix}-predictions"),
-                "taskmanager_rss_mb": round(rss_mb(tm), 1),
-                "python_workers_rss_mb": round(workers, 1),
-            }
-        )
         return bool(jobs) and all(j["status"] == "FINISHED" for j in jobs)
 
-    wait_for(finished, 3600, "the long run to finish", every=2)
+    try:
+        wait_for(finished, 3600, "the long run to finish", every=2)
+    finally:
+        done.set()
+        sampler.join()
     took = time.monotonic() - started
     reports = topic_values(broker.bootstrap, f"{prefix}-metrics")
     final = next(r for r in reports if r["final"])
