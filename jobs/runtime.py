@@ -11,8 +11,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 
 from stratiflow.config import Config
 from stratiflow.local.paths import local_paths
-
-REQUIRED_JARS = ("flink-connector-kafka.jar", "kafka-clients.jar", "stratiflow-connectors.jar")
+from stratiflow.preflight import PreflightError, check_jars
 
 
 class SetupError(RuntimeError):
@@ -26,14 +25,10 @@ def launched_by_flink_cli() -> bool:
 
 def connector_jars() -> list[str]:
     """file:// URLs of the jars every job ships; a clear error when they are missing."""
-    lib = local_paths().lib_dir
-    missing = [name for name in REQUIRED_JARS if not (lib / name).is_file()]
-    if missing:
-        raise SetupError(
-            f"missing connector jars in {lib}: {', '.join(missing)}; "
-            "run `make setup` (or `stratiflow local setup`)"
-        )
-    return [(lib / name).as_uri() for name in REQUIRED_JARS]
+    try:
+        return [jar.as_uri() for jar in check_jars(local_paths().lib_dir)]
+    except PreflightError as exc:
+        raise SetupError(str(exc)) from None
 
 
 def create_env(

@@ -293,21 +293,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if not args.no_preflight:
-        from stratiflow.preflight import PreflightError, check_kafka
+        from stratiflow.preflight import PreflightError, check_jars, check_kafka
 
         try:
+            check_jars(local_paths().lib_dir)
             for warning in check_kafka(cfg):
                 print(f"warning: {warning}", file=sys.stderr)
         except PreflightError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 2
-        lib = local_paths().lib_dir
-        if not (lib / "flink-connector-kafka.jar").is_file():
-            print(
-                f"error: the Kafka connector jar is missing from {lib}; run `make setup` "
-                "(or `stratiflow local setup`)",
-                file=sys.stderr,
-            )
             return 2
     command, env = submit_command(args)
     if args.detached and not args.jobmanager:

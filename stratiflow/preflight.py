@@ -13,12 +13,28 @@ cannot reach the Kafka broker at 127.0.0.1:1
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from stratiflow.config import Config
 from stratiflow.kafka_io import client_options
+
+#: The jars every job ships (fetched by ``stratiflow local setup``).
+REQUIRED_JARS = ("flink-connector-kafka.jar", "kafka-clients.jar", "stratiflow-connectors.jar")
 
 
 class PreflightError(RuntimeError):
     """The job cannot run as configured; the message says why and what to do."""
+
+
+def check_jars(lib: Path) -> list[Path]:
+    """The required jars in ``lib``; :class:`PreflightError` naming any that are missing."""
+    missing = [name for name in REQUIRED_JARS if not (lib / name).is_file()]
+    if missing:
+        raise PreflightError(
+            f"missing connector jars in {lib}: {', '.join(missing)}; "
+            "run `make setup` (or `stratiflow local setup`)"
+        )
+    return [lib / name for name in REQUIRED_JARS]
 
 
 def check_kafka(cfg: Config, *, timeout_s: float = 10.0) -> list[str]:

@@ -66,9 +66,7 @@ class Updater:
         if mode == "per_sample":
             return [_learn_one(model, x, y)]
         out = self.tick(model, ts)
-        if not self.buffer and mode == "micro_batch":
-            self.since = ts
-        if self.since is None:
+        if self.since is None:  # a micro-batch (or the first period) starts here
             self.since = ts
         self.buffer.append((x, y))
         if mode == "micro_batch" and len(self.buffer) >= self.settings.batch_size:
@@ -83,7 +81,6 @@ class Updater:
         if self.settings.mode == "periodic":
             # Periods are aligned to the first example's time, like a tumbling window.
             self.since += (ts - self.since) // interval * interval
-            return [self._learn(model)] if self.buffer else []
         return [self._learn(model)] if self.buffer else []
 
     def flush(self, model: Any) -> list[LearnResult]:

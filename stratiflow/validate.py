@@ -177,13 +177,10 @@ def label_from_object(
     for name in ("id", "ts", "label"):
         if name not in obj:
             return Rejection("missing_field", f"label record field {name!r} is missing")
-    common = _id_ts_key(obj, default_key)
+    common = _id_ts_key(obj, default_key, limits)
     if isinstance(common, Rejection):
         return common
     event_id, ts, key = common
-    rejection = _check_future(ts, limits)
-    if rejection is not None:
-        return rejection
     label = obj["label"]
     rejection = _check_label(label, label_policy)
     if rejection is not None:
@@ -211,7 +208,9 @@ def _check_label(label: Any, label_policy: LabelPolicy) -> Rejection | None:
     return label_policy.check(label)
 
 
-def _id_ts_key(obj: dict[str, Any], default_key: str) -> tuple[str, int, str] | Rejection:
+def _id_ts_key(
+    obj: dict[str, Any], default_key: str, limits: Limits
+) -> tuple[str, int, str] | Rejection:
     event_id = obj["id"]
     if not isinstance(event_id, str) or not event_id:
         return Rejection("bad_id", f"id must be a non-empty string, got {_json_type(event_id)}")
@@ -226,6 +225,9 @@ def _id_ts_key(obj: dict[str, Any], default_key: str) -> tuple[str, int, str] | 
         key = default_key
     if not isinstance(key, str) or not key:
         return Rejection("bad_key", f"key must be a non-empty string, got {_json_type(key)}")
+    future = _check_future(ts, limits)
+    if future is not None:
+        return future
     return event_id, ts, key
 
 
@@ -246,13 +248,10 @@ def event_from_object(
         if name not in obj:
             return Rejection("missing_field", f"required field {name!r} is missing")
 
-    common = _id_ts_key(obj, default_key)
+    common = _id_ts_key(obj, default_key, limits)
     if isinstance(common, Rejection):
         return common
     event_id, ts, key = common
-    rejection = _check_future(ts, limits)
-    if rejection is not None:
-        return rejection
 
     features = obj["features"]
     if not isinstance(features, dict):

@@ -89,3 +89,12 @@ def topic_values(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     from stratiflow import kafka_io
 
     return [json.loads(r.value) for r in kafka_io.read_topic(bootstrap, topic, idle_timeout_s=3)]
+
+
+def label_outcomes(labels: dict[str, Any]) -> int:
+    """Label records accounted for in a metrics record's ``labels`` section: each is
+    joined, refused (unknown, duplicate, expired, event rejected) or still held."""
+    return sum(
+        labels[name]
+        for name in ("joined", "unknown", "duplicate", "expired", "event_rejected", "held")
+    )

@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 import urllib.request
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +168,6 @@ def test_taskmanager_killed_mid_stream_recovers_from_its_checkpoint(
     reports = topic_values(broker.bootstrap, f"{prefix}-metrics")
     last = max(reports, key=lambda r: r["counts"]["seen"])
     assert last["counts"]["seen"] == last["counts"]["predicted"] == N - N % 1000
-    assert Counter(r["report"] for r in reports if r["counts"]["seen"] == last["counts"]["seen"])
     record_result(
         {
             "fault": "TaskManager SIGKILL mid-stream, new TaskManager started",

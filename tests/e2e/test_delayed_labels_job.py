@@ -14,7 +14,7 @@ import pytest
 
 from stratiflow.sources import river_events
 from tests.e2e.cli import run_cli, write_config
-from tests.helpers import topic_values
+from tests.helpers import label_outcomes, topic_values
 
 pytestmark = pytest.mark.e2e
 START_TS = 1_700_000_000_000
@@ -76,14 +76,7 @@ def test_labels_topic_counts_reconcile_with_what_was_produced(broker, tmp_path):
         counts, labels = report["counts"], report["labels"]
         produced = [e for e in events if e["key"] == key]
         assert counts["seen"] == counts["predicted"] == counts["unlabelled"] == len(produced)
-        assert labels["received"] == (
-            labels["joined"]
-            + labels["unknown"]
-            + labels["duplicate"]
-            + labels["expired"]
-            + labels["event_rejected"]
-            + labels["held"]
-        )
+        assert labels["received"] == label_outcomes(labels)
         # Each unlabelled prediction was scored, expired, or is still waiting.
         assert counts["unlabelled"] == labels["joined"] + labels["never_came"] + labels["waiting"]
         assert counts["scored"] == labels["joined"] == counts["learned"]

@@ -14,7 +14,7 @@ from stratiflow.labels import Answer, Expiry, LabelJoin, LabelOutcome
 from stratiflow.records import Event, LabelRecord
 from stratiflow.replay import replay
 from stratiflow.sources import river_events, with_delayed_labels
-from tests.helpers import proba_by_class, reference_model
+from tests.helpers import label_outcomes, proba_by_class, reference_model
 
 INTERVAL = 10
 
@@ -132,14 +132,7 @@ def reconcile(report, records_in: int, dead: int) -> None:
     counts, labels = report["counts"], report["labels"]
     assert counts["seen"] == counts["predicted"] + counts["rejected"]
     assert counts["predicted"] == counts["labelled"] + counts["unlabelled"]
-    assert labels["received"] == (
-        labels["joined"]
-        + labels["unknown"]
-        + labels["duplicate"]
-        + labels["expired"]
-        + labels["event_rejected"]
-        + labels["held"]
-    )
+    assert labels["received"] == label_outcomes(labels)
     assert counts["unlabelled"] >= labels["joined"] + labels["never_came"] + labels["waiting"]
     # Every record in ends in exactly one place.
     assert records_in == counts["predicted"] + labels["joined"] + labels["held"] + dead

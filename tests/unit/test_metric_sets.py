@@ -335,16 +335,19 @@ def same_bin_share(items: Sequence[Item], bins: int, weights: np.ndarray) -> flo
     return float(pos @ neg / (pos.sum() * neg.sum()))
 
 
+def binary_auc_metrics(bins: int, alpha: float | None) -> CumulativeMetrics | FadingMetrics:
+    """Cumulative metrics, or fading ones when ``alpha`` is given, with True as positive."""
+    if alpha is None:
+        return CumulativeMetrics(True, auc_bins=bins)
+    return FadingMetrics(alpha, True, auc_bins=bins)
+
+
 @pytest.mark.parametrize("bins", [5, 50, 1000])
 @pytest.mark.parametrize("alpha", [None, 0.995])
 def test_auc_error_is_within_half_the_same_bin_share(bins: int, alpha: float | None) -> None:
     items = binary_stream(2000, seed=6, centres=None)
     weights = np.ones(len(items)) if alpha is None else fading_weights(len(items), alpha)
-    m = (
-        CumulativeMetrics(True, auc_bins=bins)
-        if alpha is None
-        else FadingMetrics(alpha, True, auc_bins=bins)
-    )
+    m = binary_auc_metrics(bins, alpha)
     for item in items:
         m.update(*item)
     ours = m.summary()["roc_auc"]
@@ -363,11 +366,7 @@ def test_auc_error_is_within_half_the_same_bin_share(bins: int, alpha: float | N
 def test_auc_is_exact_on_bin_centres(bins: int, alpha: float | None) -> None:
     items = binary_stream(2000, seed=7, centres=bins)
     weights = None if alpha is None else fading_weights(len(items), alpha)
-    m = (
-        CumulativeMetrics(True, auc_bins=bins)
-        if alpha is None
-        else FadingMetrics(alpha, True, auc_bins=bins)
-    )
+    m = binary_auc_metrics(bins, alpha)
     for item in items:
         m.update(*item)
     assert_matches(m.summary()["roc_auc"], reference(items, weights, positive=True)["roc_auc"])
