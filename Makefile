@@ -58,6 +58,10 @@ chaos: setup ## fault tests at full size (50k events); writes benchmarks/results
 	$(PYTEST) tests/e2e/test_chaos.py
 	$(PY) benchmarks/chaos_table.py
 
+.PHONY: deploy-check
+deploy-check: $(STAMP) ## static checks of deploy/ and docker-compose.yml
+	$(PYTEST) tests/unit/test_deploy.py
+
 stop: ## stop the local broker and Flink cluster started by stratiflow
 	-@[ -x $(SF) ] && $(SF) local flink stop || true
 	-@[ -x $(SF) ] && $(SF) local broker stop || true
