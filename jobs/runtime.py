@@ -10,6 +10,7 @@ from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
 from stratiflow.config import Config
+from stratiflow.kafka_io import secret_environ
 from stratiflow.local.paths import local_paths
 from stratiflow.preflight import PreflightError, check_jars
 
@@ -42,6 +43,13 @@ def create_env(
     if embedded is None:
         embedded = not launched_by_flink_cli()
     jars = connector_jars()
+    if embedded:
+        # The MiniCluster's JVM (started by Configuration()) and its Python workers inherit
+        # this environment, and Beam logs a worker's whole environment into the Flink log:
+        # Kafka secrets the config read from it (${VAR}) leave it first; the source and
+        # sinks get them from cfg.
+        for name in secret_environ(cfg.kafka.properties, os.environ):
+            del os.environ[name]
     config = Configuration()
     config.set_string("python.execution-mode", cfg.job.python_execution_mode)
     if embedded:
@@ -62,6 +70,8 @@ def create_env(
         config.set_string("restart-strategy.fixed-delay.delay", f"{cfg.job.restart_delay_ms} ms")
     else:
         config.set_string("restart-strategy.type", "none")
+    for key, value in cfg.job.flink.items():
+        config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_parallelism(cfg.job.parallelism)
     env.get_config().set_auto_watermark_interval(cfg.sampling.watermark_interval)

@@ -31,6 +31,7 @@ from stratiflow.config import Config, ConfigError, load_cli_config
 from stratiflow.kafka_io import end_offsets
 from stratiflow.labels import Answer
 from stratiflow.records import Event
+from stratiflow.validate import model_key_of
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ def build_pipeline(
     """
     pickled = Types.PICKLED_BYTE_ARRAY()
     sampled = cfg.sampling.strategy != "none"
+    if not sampled:
+        return _fused_pipeline(raw, cfg, raw_labels)
     parsed = raw.process(ParseEvents(cfg), output_type=pickled).uid("parse-validate")
     parsed = _same_parallelism(parsed.name("parse + validate"), parse_parallelism)
     parse_rejects = parsed.get_side_output(DEAD_LETTERS)
@@ -135,6 +138,30 @@ def build_pipeline(
     )
     dead_letters = parse_rejects.union(scored.get_side_output(DEAD_LETTERS))
     return PipelineOutputs(scored, scored.get_side_output(METRICS), dead_letters, stats, training)
+
+
+def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None) -> PipelineOutputs:
+    """Without a sampler: key the raw records by model key, then one operator parses,
+    validates, joins labels, predicts and learns.
+
+    Every hop between Python operators costs a pickle, a trip through the JVM and
+    back, and a wake-up; this graph has one.
+    """
+    records = raw if raw_labels is None else raw.union(raw_labels)
+    max_payload = cfg.validation.max_payload_bytes
+    # PyFlink runs key_by's key extraction at its input's parallelism, with a forward
+    # edge: per-partition order holds up to the shuffle.
+    keyed = records.key_by(
+        lambda row: model_key_of(row.value, max_payload), key_type=Types.STRING()
+    )
+    scored = (
+        keyed.process(ModelOperator(cfg, raw_input=True), output_type=Types.STRING())
+        .uid("model")
+        .name("model: parse, validate, join labels, predict, score, learn")
+    )
+    return PipelineOutputs(
+        scored, scored.get_side_output(METRICS), scored.get_side_output(DEAD_LETTERS)
+    )
 
 
 def labelled_examples(item: Any) -> Iterator[Event]:

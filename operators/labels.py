@@ -15,7 +15,7 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapState, MapStateDescriptor, ValueStateDescriptor
 
 from stratiflow.config import Config
-from stratiflow.labels import LabelJoin
+from stratiflow.labels import JoinOutput, LabelJoin
 from stratiflow.records import Event, LabelRecord
 
 
@@ -61,28 +61,23 @@ def map_state(runtime_context: RuntimeContext, name: str, key_type: Any = None) 
     return MapStateView(runtime_context.get_map_state(descriptor))
 
 
-class JoinLabels(KeyedProcessFunction):
-    """Keyed by model key: pass events on, join label records to them, expire the rest.
+class KeyedLabelJoin:
+    """The current key's :class:`~stratiflow.labels.LabelJoin` over keyed state.
 
-    Emits events, :class:`~stratiflow.labels.Answer`, :class:`~stratiflow.labels.Expiry`
-    and :class:`~stratiflow.labels.LabelOutcome` items; the model operator scores,
-    learns, counts and dead-letters them.
+    Create it in a keyed operator's ``open``; :meth:`process` runs one record
+    through the join of whatever key the operator is processing.
     """
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, runtime_context: RuntimeContext, cfg: Config) -> None:
         self.settings = cfg.labels
         self.two_inputs = cfg.labels.source == "topic"
-
-    def open(self, runtime_context: RuntimeContext) -> None:
         self.header = runtime_context.get_state(
             ValueStateDescriptor("label-join", Types.PICKLED_BYTE_ARRAY())
         )
         self.entries = map_state(runtime_context, "label-join-entries")
         self.index = map_state(runtime_context, "label-join-index", Types.LONG())
 
-    def process_element(
-        self, record: Event | LabelRecord, ctx: KeyedProcessFunction.Context
-    ) -> Iterator[Any]:
+    def process(self, record: Event | LabelRecord) -> list[JoinOutput]:
         join: LabelJoin | None = self.header.value()
         if join is None:
             join = LabelJoin(
@@ -94,4 +89,25 @@ class JoinLabels(KeyedProcessFunction):
         join.bind(self.entries, self.index)
         out = join.on_event(record) if isinstance(record, Event) else join.on_label(record)
         self.header.update(join)
-        yield from out
+        return out
+
+
+class JoinLabels(KeyedProcessFunction):
+    """Keyed by model key: pass events on, join label records to them, expire the rest.
+
+    Emits events, :class:`~stratiflow.labels.Answer`, :class:`~stratiflow.labels.Expiry`
+    and :class:`~stratiflow.labels.LabelOutcome` items; the model operator scores,
+    learns, counts and dead-letters them. (With ``sampling.strategy: none`` the
+    model operator runs the join itself; see :mod:`operators.model`.)
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.join = KeyedLabelJoin(runtime_context, self.cfg)
+
+    def process_element(
+        self, record: Event | LabelRecord, ctx: KeyedProcessFunction.Context
+    ) -> Iterator[Any]:
+        yield from self.join.process(record)

@@ -12,31 +12,32 @@ from pyflink.datastream import ProcessFunction
 from operators.tags import DEAD_LETTERS
 from stratiflow.config import Config
 from stratiflow.learner import build_model, label_policy
-from stratiflow.records import DeadLetter, Event, Rejection, SourceRef, to_json
+from stratiflow.records import DeadLetter, Event, LabelRecord, Rejection, SourceRef, to_json
 from stratiflow.validate import Limits, parse_event
 
 
-class ParseEvents(ProcessFunction):
-    """Raw Kafka record → :class:`~stratiflow.records.Event`, or a dead letter.
+class RawParser:
+    """Raw Kafka record → :class:`~stratiflow.records.Event` or label record, or a
+    dead letter's JSON. Never raises on bad input.
 
-    Never raises on bad input: every record leaves either as an event on the
-    main output or as a dead letter carrying its reason, raw payload and
-    topic/partition/offset.
+    Build it in an operator's ``open`` (it builds the model once to learn
+    which labels the model takes).
     """
 
     def __init__(self, cfg: Config, *, labels_only: bool = False) -> None:
         self.cfg = cfg
-        #: Reading ``topics.labels``: only label records belong there.
+        #: Reading ``topics.labels`` only: every record must be a label record.
         self.labels_only = labels_only
-
-    def open(self, runtime_context: Any) -> None:
+        #: With ``labels.source: topic`` in one stream: records from this topic are labels.
+        self.labels_topic = cfg.topics.labels if cfg.labels.source == "topic" else None
         self.limits = Limits(
-            max_payload_bytes=self.cfg.validation.max_payload_bytes,
-            max_features=self.cfg.validation.max_features,
+            max_payload_bytes=cfg.validation.max_payload_bytes,
+            max_features=cfg.validation.max_features,
         )
-        self.label_policy = label_policy(build_model(self.cfg.model))
+        self.label_policy = label_policy(build_model(cfg.model))
 
-    def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterator[Any]:
+    def parse(self, value: Any) -> Event | LabelRecord | str:
+        """The record, or the JSON of its dead letter (reason, raw bytes, where it came from)."""
         source = SourceRef(value.topic, value.partition, value.offset)
         raw = bytes(value.value) if value.value is not None else None
         now = int(time.time() * 1000)
@@ -52,7 +53,8 @@ class ParseEvents(ProcessFunction):
                 labels=self.cfg.labels.source != "none",
                 rules=self.cfg.validation,
             )
-            if self.labels_only and isinstance(result, Event):
+            labels_only = self.labels_only or value.topic == self.labels_topic
+            if labels_only and isinstance(result, Event):
                 result = Rejection(
                     "not_a_label",
                     "an event on the labels topic; label records are {id, label, ts, key?}",
@@ -60,7 +62,28 @@ class ParseEvents(ProcessFunction):
         except Exception as exc:  # a validator bug must not kill the job or lose the record
             result = Rejection("invalid_event", f"validation failed: {type(exc).__name__}: {exc}")
         if isinstance(result, Rejection):
-            letter = DeadLetter.of(result, raw, source, at=now)
-            yield DEAD_LETTERS, to_json(letter.to_dict())
+            return to_json(DeadLetter.of(result, raw, source, at=now).to_dict())
+        return result
+
+
+class ParseEvents(ProcessFunction):
+    """Raw Kafka record → :class:`~stratiflow.records.Event`, or a dead letter.
+
+    Never raises on bad input: every record leaves either as an event on the
+    main output or as a dead letter carrying its reason, raw payload and
+    topic/partition/offset.
+    """
+
+    def __init__(self, cfg: Config, *, labels_only: bool = False) -> None:
+        self.cfg = cfg
+        self.labels_only = labels_only
+
+    def open(self, runtime_context: Any) -> None:
+        self.parser = RawParser(self.cfg, labels_only=self.labels_only)
+
+    def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterator[Any]:
+        result = self.parser.parse(value)
+        if isinstance(result, str):
+            yield DEAD_LETTERS, result
         else:
             yield result

@@ -79,6 +79,20 @@ class Progress:
         self.stream.flush()
 
 
+def _tls_ok(cfg: Config) -> bool:
+    """False, after saying why on stderr, when TLS to the broker fails with this config
+    (e.g. a CA that did not sign the broker's certificate): fail in seconds, not after
+    the client's retries."""
+    from stratiflow.preflight import PreflightError, check_tls
+
+    try:
+        check_tls(cfg.kafka.bootstrap_servers, cfg.kafka.properties)
+    except PreflightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 # -- produce --------------------------------------------------------------------------------
 
 
@@ -135,6 +149,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
         return 2
     # Known only when the user said how many; files and whole datasets count up.
     total = args.limit if args.limit is not None else args.n
+    if not _tls_ok(cfg):
+        return 2
     producer = kafka_io.producer(cfg.kafka.bootstrap_servers, cfg.kafka.properties)
     progress = Progress(total, quiet=args.quiet)
     start = time.monotonic()
@@ -213,6 +229,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
     cfg = _config_from(args, check_model=False)
     topic = getattr(cfg.topics, args.topic.replace("-", "_"), args.topic)
     follow = args.max is None and args.idle_exit is None
+    if not _tls_ok(cfg):
+        return 2
     count = 0
     try:
         for record in kafka_io.read_topic(

@@ -56,6 +56,9 @@ class JobSettings:
     #: On failure, restart from the last checkpoint this many times, this long apart.
     restart_attempts: int = 10
     restart_delay_ms: int = 2_000
+    #: Flink configuration keys set on the job's environment, e.g.
+    #: ``python.fn-execution.bundle.size``; they win over stratiflow's own settings.
+    flink: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping that :func:`load_config` turns back into this config."""
         return {
-            "job": vars_of(self.job),
+            "job": {**vars_of(self.job), "flink": dict(self.job.flink)},
             "kafka": {**vars_of(self.kafka), "properties": dict(self.kafka.properties)},
             "topics": vars_of(self.topics),
             "model": [{s.path: dict(s.params)} for s in self.model],
@@ -275,7 +278,8 @@ def vars_of(obj: Any) -> dict[str, Any]:
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_HINTS = ("password", "secret", "jaas", "token", "credential", "key.password", "sasl")
+# "keystore.key": ssl.keystore.key, a PEM private key given inline.
+_SECRET_HINTS = ("password", "secret", "jaas", "token", "credential", "keystore.key", "sasl")
 _SECTIONS = (
     "job",
     "kafka",
@@ -429,6 +433,9 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
     job = replace(
         job, restart_delay_ms=parse_duration_ms(job.restart_delay_ms, "job.restart_delay_ms")
     )
+    if not isinstance(job.flink, Mapping):
+        raise ConfigError("job.flink", "must be a mapping of Flink configuration keys")
+    job = replace(job, flink={str(k): _flink_value(v) for k, v in job.flink.items()})
     _choice(job.python_execution_mode, EXECUTION_MODES, "job.python_execution_mode")
     _choice(job.state_backend, STATE_BACKENDS, "job.state_backend")
     if job.restart_attempts < 0:
@@ -774,6 +781,11 @@ def _no_unknown(value: Mapping[str, Any], allowed: tuple[str, ...], where: str) 
             raise ConfigError(path, f"unknown field (expected one of: {', '.join(allowed)})")
 
 
+def _flink_value(value: Any) -> str:
+    """Flink reads every option as a string; YAML booleans become ``true``/``false``."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _choice(value: str, allowed: tuple[str, ...], path: str) -> None:
     if value not in allowed:
         raise ConfigError(path, f"{value!r} is not one of: {', '.join(allowed)}")
@@ -781,11 +793,13 @@ def _choice(value: str, allowed: tuple[str, ...], path: str) -> None:
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
-    # Kafka property names contain dots: kafka.properties.security.protocol=SSL.
-    if parts[:2] == ["kafka", "properties"] and len(parts) > 2:
-        props = raw.setdefault("kafka", {}).setdefault("properties", {})
-        props[".".join(parts[2:])] = value
-        return
+    # Kafka property and Flink option names contain dots:
+    # kafka.properties.security.protocol=SSL, job.flink.python.fn-execution.bundle.size=1000.
+    for section, mapping in (("kafka", "properties"), ("job", "flink")):
+        if parts[:2] == [section, mapping] and len(parts) > 2:
+            props = raw.setdefault(section, {}).setdefault(mapping, {})
+            props[".".join(parts[2:])] = value
+            return
     node = raw
     for part in parts[:-1]:
         child = node.setdefault(part, {})

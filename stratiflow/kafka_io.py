@@ -8,6 +8,11 @@ included.
 >>> client_options({"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
 ...                 "ssl.truststore.location": "/ca.pem", "ssl.truststore.type": "PEM"})
 {'security_protocol': 'SASL_SSL', 'sasl_mechanism': 'SCRAM-SHA-512', 'ssl_cafile': '/ca.pem'}
+
+Credentials can come from a file through Kafka's own config providers
+(``config.providers: file`` with ``FileConfigProvider``, then
+``${file:/path/secrets.properties:key}``): the Java client resolves them itself,
+and :func:`client_options` reads the same file for kafka-python.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ import contextlib
 import re
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
+
+from stratiflow.config import ConfigError, redact
 
 # Java client property → kafka-python keyword. Properties kafka-python has no
 # equivalent for (or that only the JVM needs) are skipped, never guessed.
@@ -34,17 +42,44 @@ _JAVA_TO_PYTHON = {
     "request.timeout.ms": "request_timeout_ms",
 }
 _JAAS_RE = re.compile(r'(username|password)\s*=\s*"([^"]*)"')
+#: Files kafka-python reads as PEM only; the property that says the file's type.
+_PEM_FILES = {
+    "ssl.truststore.location": "ssl.truststore.type",
+    "ssl.keystore.location": "ssl.keystore.type",
+}
+#: Kafka config-provider references, as the Java client's ConfigTransformer reads them.
+_PROVIDER_RE = re.compile(r"\$\{([^}]*?):(?:([^}]*?):)?([^}]*?)\}")
+_FILE_PROVIDERS = {
+    "org.apache.kafka.common.config.provider.FileConfigProvider": "file",
+    "org.apache.kafka.common.config.provider.DirectoryConfigProvider": "dir",
+}
 
 
 def client_options(properties: Mapping[str, str]) -> dict[str, Any]:
     """kafka-python keyword arguments equivalent to Java client properties.
 
     Credentials inside ``sasl.jaas.config`` (``username="..." password="..."``)
-    are extracted for kafka-python's SASL/PLAIN and SCRAM support.
+    are extracted for kafka-python's SASL/PLAIN and SCRAM support. Trust and key
+    stores must be PEM files (``ssl.*store.type: PEM``, the default here), and
+    ``${file:...}``/``${dir:...}`` references are resolved (see
+    :func:`resolve_providers`).
+
+    Raises
+    ------
+    ConfigError
+        A JKS/PKCS12 store, or a file reference that cannot be resolved.
     """
+    properties = resolve_providers(properties)
     out: dict[str, Any] = {}
     for key, value in properties.items():
         target = _JAVA_TO_PYTHON.get(key)
+        kind = properties.get(_PEM_FILES[key], "PEM") if key in _PEM_FILES else "PEM"
+        if kind.strip().upper() != "PEM":
+            raise ConfigError(
+                f"kafka.properties.{_PEM_FILES[key]}",
+                f"{kind!r}: the CLI's Kafka client (kafka-python) reads PEM files only; "
+                "use a PEM file and type PEM, which the Flink source and sinks read too",
+            )
         if target == "ssl_check_hostname":
             out[target] = value.strip().lower() == "https"
         elif target == "request_timeout_ms":
@@ -55,6 +90,72 @@ def client_options(properties: Mapping[str, str]) -> dict[str, Any]:
             for name, secret in _JAAS_RE.findall(value):
                 out[f"sasl_plain_{name}"] = secret
     return out
+
+
+def resolve_providers(properties: Mapping[str, str]) -> dict[str, str]:
+    """``properties`` with the references to Kafka's file-based config providers replaced
+    by what the Java client reads: ``${NAME:PATH:KEY}`` for a ``FileConfigProvider`` (KEY
+    in a ``key=value`` properties file) and ``${NAME:DIR:FILE}`` for a
+    ``DirectoryConfigProvider`` (the whole file), for the NAMEs in ``config.providers``.
+
+    Other references are left to the Java client:
+
+    >>> resolve_providers({"ssl.key.password": "${vault:kafka/tls:pw}"})
+    {'ssl.key.password': '${vault:kafka/tls:pw}'}
+    """
+    kinds = {
+        name: _FILE_PROVIDERS.get(properties.get(f"config.providers.{name}.class", ""))
+        for name in (n.strip() for n in properties.get("config.providers", "").split(","))
+    }
+    out = dict(properties)
+    for prop, value in properties.items():
+
+        def sub(match: re.Match[str], prop: str = prop) -> str:
+            name, path, key = match.groups()
+            kind = kinds.get(name)
+            if kind is None or path is None:
+                return match.group(0)  # not a file provider: the Java client's business
+            where = f"kafka.properties.{prop}"
+            try:
+                if kind == "dir":
+                    return (Path(path) / key).read_text()
+                return _read_properties(Path(path))[key]
+            except OSError as exc:
+                raise ConfigError(where, f"cannot read {exc.filename}: {exc.strerror}") from None
+            except KeyError:
+                raise ConfigError(where, f"{path} has no key {key!r}") from None
+
+        out[prop] = _PROVIDER_RE.sub(sub, value)
+    return out
+
+
+def _read_properties(path: Path) -> dict[str, str]:
+    """A Java ``.properties`` file of simple ``key=value`` (or ``key: value``) lines."""
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and line[0] not in "#!":
+            key, *value = re.split(r"\s*[=:]\s*", line, maxsplit=1)
+            values[key] = value[0] if value else ""
+    return values
+
+
+def secret_environ(properties: Mapping[str, str], environ: Mapping[str, str]) -> list[str]:
+    """Names of the environment variables that hold a secret Kafka property: the whole
+    value of one :func:`~stratiflow.config.redact` masks, or a quoted part of one (a
+    password inside ``sasl.jaas.config``).
+
+    >>> secret_environ({"ssl.key.password": "pw-123", "security.protocol": "SSL"},
+    ...                {"KEY_PW": "pw-123", "PROTO": "SSL", "HOME": "/root"})
+    ['KEY_PW']
+    """
+    masked = redact(properties)
+    secrets = [v for k, v in properties.items() if masked[k] != v]
+    return [
+        name
+        for name, value in environ.items()
+        if value and any(value == s or f'"{value}"' in s for s in secrets)
+    ]
 
 
 def producer(bootstrap: str, properties: Mapping[str, str] | None = None, **kwargs: Any) -> Any:

@@ -157,6 +157,8 @@ class LabelJoin:
         self.width = max(1, ttl // 16)
         self.clock: int | None = None
         self.size = 0
+        #: Labels waiting for their event (None: unknown, in state from before it was counted).
+        self.held: int | None = 0
         self.bucket_ids: list[int] = []
         self.entries: MutableMapping[str, Entry] = {} if entries is None else entries
         self.buckets: MutableMapping[int, list[str]] = {} if buckets is None else buckets
@@ -175,6 +177,7 @@ class LabelJoin:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("held", None)
         self.__dict__.update(state)
 
     # -- input ----------------------------------------------------------------------------
@@ -183,30 +186,33 @@ class LabelJoin:
         """An event arrives; returns it, anything its arrival joined, and what expired."""
         self.seen_events = event.ts if self.seen_events is None else max(self.seen_events, event.ts)
         out = self._advance(event.ts)
-        entry = self.entries.get(event.id)
         out.append(event)
         if event.label is not None:
             # Labelled events are not remembered: that would cost memory for every
             # event; a label record for one is held and ends as unknown.
+            # Only a held label can meet a labelled event: with none held, no lookup
+            # (in Flink a lookup of an absent id is a round trip to the state backend).
+            entry = None if self.held == 0 else self.entries.get(event.id)
             if entry is not None and entry.status == "held":
                 assert entry.record is not None
-                self._drop(event.id)
+                self._drop(event.id, entry)
                 out.append(
                     self._refuse(
                         entry.record, "duplicate", "the event carried its own label", held=True
                     )
                 )
             return out
+        entry = self.entries.get(event.id)
         if entry is not None and entry.status == "held":
             assert entry.record is not None
             out.append(self._answer(entry.record, event, held=True))
-            self._remember(event.id, "joined")
+            self._remember(event.id, "joined", entry)
             return out
         if entry is not None and entry.status == "waiting":
             # The same id again before its label: the earlier one will never be scored.
             assert entry.event is not None
             out.insert(-1, Expiry(self.key, event.id, self._now(), entry.event.ts))
-        self._put(event.id, Entry("waiting", event.ts + self.ttl, event=event))
+        self._put(event.id, Entry("waiting", event.ts + self.ttl, event=event), entry)
         out.extend(self._evict())
         return out
 
@@ -218,13 +224,13 @@ class LabelJoin:
         out = self._advance(record.ts)
         entry = self.entries.get(record.id)
         if entry is None:
-            self._put(record.id, Entry("held", record.ts + self.ttl, record=record))
+            self._put(record.id, Entry("held", record.ts + self.ttl, record=record), None)
             out.append(LabelOutcome(self.key, record.ts, "held", record))
             out.extend(self._evict())
         elif entry.status == "waiting":
             assert entry.event is not None
             out.append(self._answer(record, entry.event, held=False))
-            self._remember(record.id, "joined")
+            self._remember(record.id, "joined", entry)
         elif entry.status == "expired":
             out.append(
                 self._refuse(record, "expired", f"its prediction waited {self.ttl} ms and expired")
@@ -262,13 +268,22 @@ class LabelJoin:
     ) -> LabelOutcome:
         return LabelOutcome(self.key, record.ts, kind, record, detail, was_held=held)
 
-    def _remember(self, event_id: str, status: Status) -> None:
+    def _remember(self, event_id: str, status: Status, old: Entry) -> None:
         """Keep a resolved id for one TTL so a late second label is recognised."""
-        self._put(event_id, Entry(status, self._now() + self.ttl))
+        self._put(event_id, Entry(status, self._now() + self.ttl), old)
 
-    def _put(self, event_id: str, entry: Entry) -> None:
-        if self.entries.get(event_id) is None:
+    def _count_held(self, change: int) -> None:
+        if self.held is not None:
+            self.held += change
+
+    def _put(self, event_id: str, entry: Entry, old: Entry | None) -> None:
+        """Store ``entry`` for ``event_id``, replacing ``old`` (what the store holds now)."""
+        if old is None:
             self.size += 1
+        elif old.status == "held":
+            self._count_held(-1)
+        if entry.status == "held":
+            self._count_held(+1)
         self.entries[event_id] = entry
         bucket = entry.expire_at // self.width
         ids = self.buckets.get(bucket)
@@ -278,9 +293,11 @@ class LabelJoin:
         ids.append(event_id)
         self.buckets[bucket] = ids
 
-    def _drop(self, event_id: str) -> None:
+    def _drop(self, event_id: str, old: Entry) -> None:
         del self.entries[event_id]
         self.size -= 1
+        if old.status == "held":
+            self._count_held(-1)
 
     def _advance(self, ts: int) -> list[JoinOutput]:
         if self.two_inputs:
@@ -312,11 +329,11 @@ class LabelJoin:
         if entry.status == "waiting":
             assert entry.event is not None
             if evicted:
-                self._drop(event_id)
+                self._drop(event_id, entry)
             else:
-                self._remember(event_id, "expired")
+                self._remember(event_id, "expired", entry)
             return [Expiry(self.key, event_id, self._now(), entry.event.ts, evicted=evicted)]
-        self._drop(event_id)
+        self._drop(event_id, entry)
         if entry.status == "held":
             assert entry.record is not None
             why = (

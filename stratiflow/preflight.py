@@ -13,6 +13,9 @@ cannot reach the Kafka broker at 127.0.0.1:1
 
 from __future__ import annotations
 
+import socket
+import ssl
+from collections.abc import Mapping
 from pathlib import Path
 
 from stratiflow.config import Config
@@ -45,6 +48,7 @@ def check_kafka(cfg: Config, *, timeout_s: float = 10.0) -> list[str]:
 
     servers = cfg.kafka.bootstrap_servers
     timeout_ms = int(timeout_s * 1000)
+    check_tls(servers, cfg.kafka.properties, timeout_s=timeout_s)
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=servers,
@@ -80,3 +84,61 @@ def check_kafka(cfg: Config, *, timeout_s: float = 10.0) -> list[str]:
         for t in outputs
         if t not in existing
     ]
+
+
+def check_tls(servers: str, properties: Mapping[str, str], *, timeout_s: float = 10.0) -> None:
+    """With ``security.protocol`` SSL or SASL_SSL, shake hands with the first bootstrap
+    server that accepts a connection, with the TLS settings the CLI's clients use, and raise
+    :class:`PreflightError` saying why when that fails (an untrusted certificate, a
+    plaintext port, a key store that does not load). A client would otherwise retry until
+    it times out. Unreachable servers are left to the caller's own check."""
+    options = client_options(properties)
+    if not str(options.get("security_protocol", "")).upper().endswith("SSL"):
+        return
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # as kafka-python builds it
+    ctx.check_hostname = options.get("ssl_check_hostname", True)
+    try:
+        if options.get("ssl_cafile"):
+            ctx.load_verify_locations(options["ssl_cafile"])
+        else:
+            ctx.load_default_certs()
+    except (OSError, ssl.SSLError) as exc:
+        raise PreflightError(
+            f"cannot load the CA file ssl.truststore.location={options['ssl_cafile']} "
+            f"({getattr(exc, 'strerror', None) or exc}); it must be a PEM file"
+        ) from None
+    if options.get("ssl_certfile"):
+        try:
+            ctx.load_cert_chain(
+                options["ssl_certfile"], options.get("ssl_keyfile"), options.get("ssl_password")
+            )
+        except (OSError, ssl.SSLError):
+            raise PreflightError(
+                f"cannot load the key store ssl.keystore.location={options['ssl_certfile']}: "
+                "it must be a PEM file with the private key and certificate, and "
+                "ssl.key.password must decrypt the key"
+            ) from None
+    for server in servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            sock = socket.create_connection((host, int(port)), timeout=timeout_s)
+        except (OSError, ValueError):
+            continue
+        try:
+            with ctx.wrap_socket(sock, server_hostname=host):
+                return
+        except ssl.SSLCertVerificationError as exc:
+            raise PreflightError(
+                f"TLS: the certificate of the Kafka broker at {host}:{port} is not trusted "
+                f"({exc.verify_message}); check kafka.properties ssl.truststore.location (a PEM "
+                "file with the CA that signed the broker's certificate) and "
+                "ssl.endpoint.identification.algorithm"
+            ) from None
+        except (OSError, ssl.SSLError) as exc:
+            raise PreflightError(
+                f"TLS handshake with the Kafka broker at {host}:{port} failed "
+                f"({type(exc).__name__}: {exc}); does it serve TLS on that port? "
+                f"(security.protocol is {options['security_protocol']})"
+            ) from None
+        finally:
+            sock.close()

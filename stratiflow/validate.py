@@ -77,11 +77,14 @@ class LabelPolicy:
         return None
 
 
+MAX_PAYLOAD_BYTES = 1_048_576
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Size limits that protect the job from hostile or broken producers."""
 
-    max_payload_bytes: int = 1_048_576
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
     max_features: int = 10_000
     #: With ``now_ms``: the latest acceptable ``ts`` (``None``: no bound).
     latest_ts: int | None = None
@@ -163,6 +166,35 @@ def parse_event(
         default_key=default_key,
         rules=rules,
     )
+
+
+def model_key_of(raw: bytes | None, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> str:
+    """The model key a record will be validated under, or ``""`` if it cannot be one.
+
+    The job keys raw records by this before parsing them in the model's own
+    operator. For every record :func:`parse_event` accepts, the result equals
+    the record's ``key``; records it refuses may land under any key, since they
+    only become dead letters.
+
+    >>> model_key_of(b'{"id": "a", "ts": 1, "features": {"x": 1}, "key": "eu"}')
+    'eu'
+    >>> model_key_of(b'{"id": "a", "ts": 1, "features": {"x": 1}}')
+    'default'
+    >>> model_key_of(b'not json')
+    ''
+    """
+    if not raw or len(raw) > max_payload_bytes:
+        return ""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return ""
+    if not isinstance(obj, dict):
+        return ""
+    key = obj.get("key")
+    if key is None:
+        return DEFAULT_KEY
+    return key if isinstance(key, str) else ""
 
 
 def label_from_object(

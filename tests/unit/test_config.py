@@ -54,6 +54,7 @@ def test_example_config_is_valid():
         ({"job": {"python_execution_mode": "fibers"}}, "job.python_execution_mode"),
         ({"job": {"checkpoint_interval_ms": "soon"}}, "job.checkpoint_interval_ms"),
         ({"kafka": {"properties": "security.protocol=SSL"}}, "kafka.properties"),
+        ({"job": {"flink": ["python.fn-execution.bundle.size=10"]}}, "job.flink"),
         ({"kafak": {}}, "kafak"),
         ({"seed": "x"}, "seed"),
     ],
@@ -120,6 +121,19 @@ def test_overrides_and_round_trip():
     assert cfg.kafka.properties == {"security.protocol": "SSL"}
     again = with_overrides(cfg, {"job.parallelism": 2})
     assert again.job.parallelism == 2 and again.metrics.report_every == 7
+    assert load_config(cfg.to_dict()) == cfg
+
+
+def test_flink_options_pass_through_as_strings():
+    cfg = load_config(
+        {"job": {"flink": {"python.fn-execution.bundle.time": 50, "python.metric.enabled": False}}},
+        {"job.flink.python.fn-execution.bundle.size": 1000},
+    )
+    assert cfg.job.flink == {
+        "python.fn-execution.bundle.time": "50",
+        "python.metric.enabled": "false",
+        "python.fn-execution.bundle.size": "1000",
+    }
     assert load_config(cfg.to_dict()) == cfg
 
 

@@ -258,3 +258,56 @@ def test_with_a_labels_topic_one_input_running_ahead_expires_nothing():
             assert joined == 500 and unknown == 0
         else:  # one clock (events-topic mode): labels far ahead expire as unknown
             assert joined == 10 and unknown == 490
+
+
+class CountingStore(dict):
+    """A dict that counts lookups, like a MapState whose misses cost a round trip."""
+
+    lookups = 0
+
+    def get(self, key, default=None):
+        self.lookups += 1
+        return super().get(key, default)
+
+
+def test_labelled_events_skip_the_lookup_while_no_label_is_held():
+    store = CountingStore()
+    join = LabelJoin("k", ttl=1_000, max_pending=1_000, entries=store)
+    for i in range(50):
+        join.on_event(Event(f"e{i}", i, {"x": 1.0}, True))
+    assert store.lookups == 0 and join.held == 0
+    # An early label makes lookups necessary again, and it still meets its event.
+    join.on_label(LabelRecord("e60", True, 55))
+    out = join.on_event(Event("e60", 60, {"x": 1.0}, False))
+    assert join.held == 0 and store.lookups > 0
+    assert [o.kind for o in out if isinstance(o, LabelOutcome)] == ["duplicate"]
+
+
+def test_the_held_count_follows_the_entries_through_every_path():
+    import random
+
+    rng = random.Random(7)
+    join = LabelJoin("k", ttl=40, max_pending=30)
+    for step in range(3_000):
+        ts = step
+        i = rng.randrange(200)
+        kind = rng.random()
+        if kind < 0.35:
+            join.on_event(Event(f"e{i}", ts, {"x": 1.0}))
+        elif kind < 0.5:
+            join.on_event(Event(f"e{i}", ts, {"x": 1.0}, True))
+        else:
+            join.on_label(LabelRecord(f"e{i}", True, ts))
+        assert join.held == sum(e.status == "held" for e in join.entries.values())
+        assert join.size == len(join.entries)
+
+
+def test_a_join_pickled_before_held_was_counted_still_looks_up():
+    join = LabelJoin("k", ttl=1_000, max_pending=1_000)
+    join.on_label(LabelRecord("e1", True, 0))
+    state = join.__getstate__()
+    del state["held"]
+    old = LabelJoin.__new__(LabelJoin)
+    old.__setstate__(state)
+    out = old.on_event(Event("e1", 1, {"x": 1.0}, True))
+    assert [o.kind for o in out if isinstance(o, LabelOutcome)] == ["duplicate"]

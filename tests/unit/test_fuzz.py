@@ -4,11 +4,14 @@ runs the same corpus through the Flink job)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 
 from stratiflow.config import load_config
-from stratiflow.validate import REASONS
+from stratiflow.records import Event, LabelRecord
+from stratiflow.sources import river_events, with_delayed_labels
+from stratiflow.validate import REASONS, model_key_of, parse_event
 from tests.fuzz import CATEGORIES, HEAVY, ODD_BUT_VALID, corpus, expected_outcomes
 
 
@@ -33,3 +36,24 @@ def test_every_bad_record_is_rejected_with_a_reason_and_nothing_is_lost():
     assert by_category["string_feature"] == Counter(
         {"model_rejected_input": by_category["string_feature"].total()}
     )
+
+
+def test_the_raw_key_is_the_parsed_key_for_every_accepted_record():
+    # The job keys raw records by model_key_of before parsing them; a record
+    # accepted under another key would train the wrong model.
+    keyed = [json.dumps(e).encode() for e in river_events("phishing", n=200, keys=("a", "b"))]
+    events = list(river_events("phishing", n=200, keys=("a", "b")))
+    labelled = [json.dumps(r).encode() for r in with_delayed_labels(events, 5_000)]
+    unkeyed = [
+        b'{"id": "u1", "ts": 1, "features": {"x": 1}, "label": true}',
+        b'{"id": "u2", "ts": 1, "features": {"x": 1}, "key": null}',
+        b'{"id": "u3", "ts": 2, "label": true}',
+    ]
+    accepted = 0
+    lines = [line for _, line in corpus(n_bad=3_000, n_good=300)] + keyed + labelled + unkeyed
+    for raw in lines:
+        record = parse_event(raw)
+        if isinstance(record, Event | LabelRecord):
+            accepted += 1
+            assert model_key_of(raw) == record.key, raw[:200]
+    assert accepted > 900

@@ -1,0 +1,690 @@
+"""``make bench``: stratiflow against bare River and a hand-written Kafka loop, same run.
+
+Every measurement runs on the same generated events, back to back, in child
+processes of this one (so each has its own peak RSS):
+
+1. **bare River** — ``predict_proba_one`` + ``learn_one`` over the events in
+   memory, one model per key: the ceiling for one model key;
+2. **Kafka loop** — kafka-python consumer → ``json.loads`` → River →
+   kafka-python producer: what a user would write without Flink;
+3. **stratiflow** — ``jobs/train_predict.py --bounded`` on a MiniCluster, from
+   the local broker's events topic to its predictions topic, end to end.
+
+Throughput is *steady* events/s, (n - 1) / (last - first prediction's emitted
+time), so the JVM's start-up (reported separately as ``startup_s``) does not
+hide the per-event cost; ``total_s`` is the wall time of the whole run.
+Latency runs (``--latency``) produce at a fixed share of the measured
+throughput to a fresh topic while the job runs, and report the p50/p99 of
+prediction ``emitted_at`` - produce time. Ratios compare numbers from this run
+only: machines are shared and noisy, and absolute figures from another run
+mean little.
+
+Results go to ``benchmarks/results/bench.json`` and the README table between
+``<!-- bench:begin -->`` and ``<!-- bench:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: `python benchmarks/bench.py`
+    sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results" / "bench.json"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+BROKER_INSTANCE = "bench"
+START_TS = 1_700_000_000_000
+
+MODELS: dict[str, list[dict[str, Any]]] = {
+    "lr": [{"preprocessing.StandardScaler": {}}, {"linear_model.LogisticRegression": {}}],
+    "tree": [{"tree.HoeffdingTreeClassifier": {}}],
+}
+MODEL_NAMES = {"lr": "StandardScaler | LogisticRegression", "tree": "HoeffdingTreeClassifier"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One stratiflow configuration to measure."""
+
+    name: str
+    stream: str = "agrawal"
+    model: str = "lr"
+    keys: int = 1
+    parallelism: int = 1
+    #: Dotted config overrides (``--set``), e.g. ``{"update.mode": "micro_batch"}``.
+    overrides: dict[str, Any] = field(default_factory=dict)
+    #: The bare River baseline learns in batches of this size (micro-batch variants).
+    batch: int = 0
+    what: str = ""
+
+
+VARIANTS = [
+    Variant("base", what="defaults: process mode, per-sample updates, label join on"),
+    Variant("no-label-join", overrides={"labels.source": "none"}, what="labels.source none"),
+    Variant(
+        "thread",
+        overrides={"job.python_execution_mode": "thread"},
+        what="python.execution-mode thread",
+    ),
+    Variant(
+        "bundle-1k",
+        overrides={"job.flink.python.fn-execution.bundle.size": 1000},
+        what="Python bundle size 1000 (default 100000)",
+    ),
+    Variant(
+        "micro-batch-32",
+        overrides={"update.mode": "micro_batch", "update.batch_size": 32},
+        batch=32,
+        what="update.mode micro_batch, 32 per batch",
+    ),
+    Variant(
+        "micro-batch-256",
+        overrides={"update.mode": "micro_batch", "update.batch_size": 256},
+        batch=256,
+        what="update.mode micro_batch, 256 per batch",
+    ),
+    Variant("tree", model="tree", what="HoeffdingTreeClassifier"),
+    Variant("2 keys p1", keys=2, what="two model keys, parallelism 1"),
+    Variant("2 keys p2", keys=2, parallelism=2, what="two model keys, parallelism 2"),
+    Variant(
+        "balanced",
+        overrides={
+            "sampling.strategy": "balanced",
+            "sampling.budget": 2000,
+            "sampling.window": "10s",
+        },
+        what="sampling balanced, 2000 per 10 s window",
+    ),
+    Variant("numeric50", stream="numeric50", what="50 numeric features"),
+    Variant(
+        "numeric50 micro-batch-256",
+        stream="numeric50",
+        overrides={"update.mode": "micro_batch", "update.batch_size": 256},
+        batch=256,
+        what="50 numeric features, micro_batch 256",
+    ),
+]
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+def generate(stream: str, n: int, keys: int, seed: int = 42) -> list[dict[str, Any]]:
+    """The benchmark's events, as the job's JSON contract; keys round-robin."""
+    from river.datasets import synth
+
+    if stream == "agrawal":
+        source: Any = synth.Agrawal(classification_function=0, seed=seed)
+    elif stream == "numeric50":
+        source = synth.Hyperplane(seed=seed, n_features=50)
+    else:
+        raise ValueError(f"unknown stream {stream!r}")
+    events = []
+    for i, (x, y) in enumerate(source.take(n)):
+        events.append(
+            {
+                "id": f"{stream}-{i}",
+                "ts": START_TS + i,
+                "features": {str(k): _plain(v) for k, v in x.items()},
+                "label": _plain(y),
+                "key": f"k{i % keys}",
+            }
+        )
+    return events
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def events_file(stream: str, n: int, keys: int, work: Path) -> Path:
+    path = work / f"{stream}-{n}-{keys}keys.jsonl"
+    if not path.exists():
+        with path.open("w") as out:
+            for event in generate(stream, n, keys):
+                out.write(json.dumps(event) + "\n")
+    return path
+
+
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open() as lines:
+        for line in lines:
+            yield json.loads(line)
+
+
+# -- child workers (run in their own process) -----------------------------------------------
+
+
+def worker_bare(path: Path, model: str, batch: int, out: Path) -> None:
+    """Bare River over events in memory; writes eps and every prediction's P(true)."""
+    import pandas as pd
+
+    from stratiflow.config import ModelStep
+    from stratiflow.learner import build_model
+
+    steps = tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
+    events = list(read_events(path))
+    models: dict[str, Any] = {}
+    probas: list[float] = []
+    pending: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    start = time.perf_counter()
+    for e in events:
+        m = models.get(e["key"])
+        if m is None:
+            m = models[e["key"]] = build_model(steps)
+        x, y = e["features"], e["label"]
+        probas.append(m.predict_proba_one(x).get(True, 0.0))
+        if not batch:
+            m.learn_one(x, y)
+            continue
+        rows = pending.setdefault(e["key"], [])
+        rows.append((x, y))
+        if len(rows) == batch:
+            m.learn_many(pd.DataFrame([r[0] for r in rows]), pd.Series([r[1] for r in rows]))
+            rows.clear()
+    seconds = time.perf_counter() - start
+    out.write_text(json.dumps({"seconds": seconds, "eps": len(events) / seconds, "p_true": probas}))
+
+
+def worker_kafka_loop(
+    bootstrap: str, topic: str, n: int, model: str, out_topic: str, out: Path
+) -> None:
+    """The loop a user would write: consume, parse, predict, learn, produce."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    from stratiflow.config import ModelStep
+    from stratiflow.learner import build_model
+
+    steps = tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, max_poll_records=1000
+    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=256 * 1024)
+    tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    models: dict[str, Any] = {}
+    seen = 0
+    first = last = 0.0
+    start = time.perf_counter()
+    while seen < n:
+        for records in consumer.poll(timeout_ms=500).values():
+            for record in records:
+                e = json.loads(record.value)
+                m = models.get(e["key"])
+                if m is None:
+                    m = models[e["key"]] = build_model(steps)
+                x = e["features"]
+                proba = m.predict_proba_one(x)
+                m.learn_one(x, e["label"])
+                now = time.time()
+                prediction = {
+                    "id": e["id"],
+                    "ts": e["ts"],
+                    "key": e["key"],
+                    "y_pred": max(proba, key=proba.get) if proba else None,
+                    "proba": proba,
+                    "emitted_at": int(now * 1000),
+                }
+                producer.send(out_topic, json.dumps(prediction).encode())
+                first = first or now
+                last = now
+                seen += 1
+    producer.flush()
+    seconds = time.perf_counter() - start
+    out.write_text(
+        json.dumps(
+            {"seconds": seconds, "eps": seen / seconds, "steady_eps": (seen - 1) / (last - first)}
+        )
+    )
+
+
+# -- measuring child processes --------------------------------------------------------------
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class TreeSampler:
+    """Peak summed RSS of a process tree, and which kinds of process it had."""
+
+    def __init__(self, pid: int, every: float = 0.5) -> None:
+        from stratiflow.local.procs import descendants
+
+        self.pid, self.every, self.descendants = pid, every, descendants
+        self.peak_mb = 0.0
+        self.python_workers = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pids = [self.pid, *self.descendants(self.pid)]
+            self.peak_mb = max(self.peak_mb, sum(rss_mb(p) for p in pids))
+            workers = sum(1 for p in pids if _is_python_worker(p))
+            self.python_workers = max(self.python_workers, workers)
+            self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _is_python_worker(pid: int) -> bool:
+    """A PyFlink process-mode worker (thread mode runs Python inside the JVM instead)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(b"pyflink.fn_execution" in a for a in args)
+
+
+def run_child(command: list[str], timeout: float, env: dict[str, str] | None = None) -> dict:
+    """Run ``command`` in its own session, sampling its tree's RSS; raise on failure."""
+    started = time.time()
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    sampler = TreeSampler(proc.pid)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        raise RuntimeError(
+            f"{command[:4]} timed out after {timeout:.0f} s:\n{output.decode()[-3000:]}"
+        ) from None
+    finally:
+        sampler.stop()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{command[:4]} exited {proc.returncode}:\n{output.decode()[-3000:]}")
+    return {
+        "total_s": round(time.time() - started, 2),
+        "peak_rss_mb": round(sampler.peak_mb, 1),
+        "python_workers": sampler.python_workers,
+    }
+
+
+# -- the broker and topics ------------------------------------------------------------------
+
+
+def start_broker(port: int) -> str:
+    from stratiflow.local import broker
+
+    return broker.start(port, instance=BROKER_INSTANCE).bootstrap
+
+
+def produce(bootstrap: str, topic: str, path: Path) -> int:
+    from stratiflow.kafka_io import ensure_topics, producer
+
+    ensure_topics(bootstrap, {topic: 4})
+    out = producer(bootstrap)
+    n = 0
+    with path.open("rb") as lines:
+        for line in lines:
+            key = json.loads(line)["key"].encode()
+            out.send(topic, value=line.rstrip(b"\n"), key=key)
+            n += 1
+    out.flush()
+    out.close()
+    return n
+
+
+def read_predictions(bootstrap: str, topic: str, expected: int) -> list[dict[str, Any]]:
+    from stratiflow.kafka_io import read_topic
+
+    return [
+        json.loads(r.value)
+        for r in read_topic(bootstrap, topic, idle_timeout_s=5.0, max_records=expected * 2)
+    ]
+
+
+# -- the three contestants ------------------------------------------------------------------
+
+
+def measure_bare(path: Path, model: str, batch: int, work: Path) -> dict[str, Any]:
+    out = work / f"bare-{uuid.uuid4().hex[:8]}.json"
+    child = run_child(
+        [sys.executable, __file__, "--worker", "bare", str(path), model, str(batch), str(out)],
+        timeout=1800,
+    )
+    result = json.loads(out.read_text())
+    return {**child, **result}
+
+
+def measure_kafka_loop(bootstrap: str, topic: str, n: int, model: str, work: Path) -> dict:
+    out = work / f"loop-{uuid.uuid4().hex[:8]}.json"
+    out_topic = f"bench-loop-{uuid.uuid4().hex[:8]}"
+    command = [sys.executable, __file__, "--worker", "kafka-loop", bootstrap, topic, str(n)]
+    child = run_child([*command, model, out_topic, str(out)], timeout=1800)
+    return {**child, **json.loads(out.read_text())}
+
+
+def job_config(variant: Variant, bootstrap: str, topic: str, run: str) -> dict[str, Any]:
+    return {
+        "job": {
+            "name": f"bench-{run}",
+            "parallelism": variant.parallelism,
+            "checkpoint_interval_ms": 10_000,
+        },
+        "kafka": {"bootstrap_servers": bootstrap, "group_id": f"bench-{run}"},
+        "topics": {
+            "events": topic,
+            "predictions": f"bench-{run}-predictions",
+            "metrics": f"bench-{run}-metrics",
+            "dead_letters": f"bench-{run}-dead-letters",
+            "sampling_stats": f"bench-{run}-sampling-stats",
+        },
+        "model": MODELS[variant.model],
+    }
+
+
+def measure_stratiflow(
+    variant: Variant, bootstrap: str, topic: str, n: int, work: Path
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    import yaml
+
+    from stratiflow.local.procs import job_environ
+
+    run = uuid.uuid4().hex[:8]
+    cfg = job_config(variant, bootstrap, topic, run)
+    config = work / f"job-{run}.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    sets = [f"--set={k}={v}" for k, v in variant.overrides.items()]
+    command = [sys.executable, "-m", "jobs.train_predict", "--config", str(config), "--bounded"]
+    child = run_child([*command, *sets], timeout=3600, env=job_environ())
+    predictions = read_predictions(bootstrap, cfg["topics"]["predictions"], n)
+    by_id = {p["id"]: p for p in predictions}
+    emitted = sorted(p["emitted_at"] for p in by_id.values())
+    steady = (len(emitted) - 1) / max(1e-3, (emitted[-1] - emitted[0]) / 1000) if emitted else 0
+    launched = child["total_s"]
+    result = {
+        **child,
+        "predictions": len(predictions),
+        "distinct_ids": len(by_id),
+        "steady_eps": round(steady, 1),
+        # From launch to the first prediction: JVM, MiniCluster and Python workers.
+        "startup_s": round(launched - (emitted[-1] - emitted[0]) / 1000, 2) if emitted else None,
+    }
+    return result, list(by_id.values())
+
+
+def parity(bare_p_true: list[float], predictions: list[dict[str, Any]], events: Path) -> float:
+    """Largest |P(true)| difference between the job's predictions and bare River's."""
+    index = {e["id"]: i for i, e in enumerate(read_events(events))}
+    worst = 0.0
+    for p in predictions:
+        ours = next((v for k, v in p["proba"].items() if k in ("true", "True", "1")), 0.0)
+        worst = max(worst, abs(ours - bare_p_true[index[p["id"]]]))
+    return worst
+
+
+# -- latency --------------------------------------------------------------------------------
+
+
+def measure_latency(
+    variant: Variant, bootstrap: str, rate: float, seconds: float, work: Path
+) -> dict[str, Any]:
+    """Run the job unbounded, produce at ``rate`` events/s, measure emitted - produced."""
+    import yaml
+
+    from stratiflow.kafka_io import ensure_topics, producer, read_topic
+    from stratiflow.local.procs import job_environ
+
+    run = uuid.uuid4().hex[:8]
+    topic = f"bench-{run}-live"
+    cfg = job_config(variant, bootstrap, topic, run)
+    ensure_topics(bootstrap, {topic: 4, cfg["topics"]["predictions"]: 1})
+    config = work / f"job-{run}.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    sets = [f"--set={k}={v}" for k, v in variant.overrides.items()]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs.train_predict", "--config", str(config), *sets],
+        cwd=ROOT,
+        env=job_environ(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    sampler = TreeSampler(proc.pid)
+    template = generate(variant.stream, 1000, variant.keys)
+    out = producer(bootstrap, linger_ms=1)
+    predictions_topic = cfg["topics"]["predictions"]
+    try:
+        # Warm up until the job answers, so start-up is not counted as latency.
+        deadline = time.monotonic() + 120
+        warm = 0
+        while not _answered(bootstrap, predictions_topic):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the job did not start answering within 120 s")
+            _send(out, topic, template[warm % len(template)], f"warm-{warm}")
+            warm += 1
+            out.flush()
+            time.sleep(0.5)
+        sent = 0
+        start = time.monotonic()
+        while (elapsed := time.monotonic() - start) < seconds:
+            due = int(elapsed * rate)
+            while sent < due:
+                _send(out, topic, template[sent % len(template)], f"live-{sent}")
+                sent += 1
+            time.sleep(0.001)
+        out.flush()
+        latencies = []
+        for record in read_topic(bootstrap, predictions_topic, idle_timeout_s=10.0):
+            p = json.loads(record.value)
+            if p["id"].startswith("live-"):
+                latencies.append(p["emitted_at"] - p["ts"])
+    finally:
+        out.close()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        sampler.stop()
+    latencies.sort()
+    return {
+        "rate": round(rate, 1),
+        "seconds": seconds,
+        "sent": sent,
+        "answered": len(latencies),
+        "p50_ms": _quantile(latencies, 0.5),
+        "p99_ms": _quantile(latencies, 0.99),
+        "peak_rss_mb": round(sampler.peak_mb, 1),
+    }
+
+
+def _send(out: Any, topic: str, template: dict[str, Any], event_id: str) -> None:
+    # ts is the produce time, so emitted_at - ts is the event's whole trip.
+    event = {**template, "id": event_id, "ts": int(time.time() * 1000)}
+    out.send(topic, value=json.dumps(event).encode(), key=event["key"].encode())
+
+
+def _answered(bootstrap: str, topic: str) -> bool:
+    from stratiflow.kafka_io import read_topic
+
+    return any(True for _ in read_topic(bootstrap, topic, idle_timeout_s=0.5, max_records=1))
+
+
+def _quantile(values: list[int], q: float) -> float | None:
+    if not values:
+        return None
+    return float(values[min(len(values) - 1, math.ceil(q * len(values)) - 1)])
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from stratiflow.local import broker
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    chosen = [v for v in VARIANTS if not args.variants or v.name in args.variants]
+    bootstrap = start_broker(args.port)
+    topics: dict[tuple[str, int], tuple[str, Path]] = {}
+    results: dict[str, Any] = {
+        "events": args.events,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "runs": [],
+    }
+    baselines: dict[tuple[str, str, int, int], dict[str, Any]] = {}
+    loops: dict[tuple[str, str, int], dict[str, Any]] = {}
+    try:
+        for variant in chosen:
+            key = (variant.stream, variant.keys)
+            if key not in topics:
+                path = events_file(variant.stream, args.events, variant.keys, work)
+                topic = f"bench-{variant.stream}-{variant.keys}k-{uuid.uuid4().hex[:6]}"
+                produce(bootstrap, topic, path)
+                topics[key] = (topic, path)
+            topic, path = topics[key]
+            base_key = (variant.stream, variant.model, variant.keys, variant.batch)
+            if base_key not in baselines:
+                baselines[base_key] = measure_bare(path, variant.model, variant.batch, work)
+            bare = baselines[base_key]
+            loop_key = (variant.stream, variant.model, variant.keys)
+            if loop_key not in loops and not args.no_kafka_loop:
+                loops[loop_key] = measure_kafka_loop(
+                    bootstrap, topic, args.events, variant.model, work
+                )
+            loop = loops.get(loop_key)
+            job, predictions = measure_stratiflow(variant, bootstrap, topic, args.events, work)
+            row: dict[str, Any] = {
+                "variant": variant.name,
+                "what": variant.what,
+                "stream": variant.stream,
+                "model": MODEL_NAMES[variant.model],
+                "keys": variant.keys,
+                "parallelism": variant.parallelism,
+                "overrides": variant.overrides,
+                "bare_river": {k: v for k, v in bare.items() if k != "p_true"},
+                "kafka_loop": loop,
+                "stratiflow": job,
+                "complete": job["distinct_ids"] == args.events,
+                "max_p_true_difference": parity(bare["p_true"], predictions, path),
+                "vs_bare_river": round(job["steady_eps"] / bare["eps"], 3),
+                "vs_kafka_loop": round(job["steady_eps"] / loop["steady_eps"], 3) if loop else None,
+            }
+            results["runs"].append(row)
+            print(_line(row), flush=True)
+        if args.latency and chosen:
+            base = next(r for r in results["runs"] if r["variant"] == chosen[0].name)
+            rate = args.latency_share * base["stratiflow"]["steady_eps"]
+            latency = measure_latency(chosen[0], bootstrap, rate, args.latency_seconds, work)
+            results["latency"] = {"variant": chosen[0].name, "share": args.latency_share, **latency}
+            print(f"latency at {rate:.0f} ev/s: {latency}", flush=True)
+    finally:
+        broker.stop(BROKER_INSTANCE)
+    return results
+
+
+def _line(row: dict[str, Any]) -> str:
+    job = row["stratiflow"]
+    loop = row["kafka_loop"] or {}
+    return (
+        f"{row['variant']:<28} bare {row['bare_river']['eps']:>8.0f}  "
+        f"loop {loop.get('steady_eps', float('nan')):>8.0f}  "
+        f"stratiflow {job['steady_eps']:>8.0f} ev/s  x bare {row['vs_bare_river']:.2f}  "
+        f"x loop {row['vs_kafka_loop'] or float('nan'):.2f}  rss {job['peak_rss_mb']:.0f} MB  "
+        f"complete {row['complete']}  Δp {row['max_p_true_difference']:.1e}"
+    )
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        f"{results['events']} events per run, {results['machine']['cpus']} CPUs, "
+        f"{results['started_at']}. Steady events/s; ratios are within this run.",
+        "",
+        "| variant | bare River | Kafka loop | stratiflow | x bare | x loop | start-up s "
+        "| peak RSS MB | complete |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in results["runs"]:
+        job, loop = row["stratiflow"], row["kafka_loop"] or {}
+        lines.append(
+            f"| {row['variant']} | {row['bare_river']['eps']:.0f} | "
+            f"{loop.get('steady_eps', 0):.0f} | {job['steady_eps']:.0f} | "
+            f"{row['vs_bare_river']:.2f} | {row['vs_kafka_loop'] or '-'} | "
+            f"{job['startup_s']} | {job['peak_rss_mb']:.0f} | {row['complete']} |"
+        )
+    if "latency" in results:
+        lat = results["latency"]
+        lines += [
+            "",
+            f"Latency ({lat['variant']}, produced at {lat['rate']:.0f} ev/s = "
+            f"{lat['share']:.0%} of its throughput for {lat['seconds']:.0f} s): "
+            f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms "
+            f"({lat['answered']}/{lat['sent']} answered).",
+        ]
+    return "\n".join(lines)
+
+
+def write_readme(results: dict[str, Any]) -> None:
+    text = README.read_text()
+    if BEGIN not in text or END not in text:
+        return
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{BEGIN}\n{table(results)}\n{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--variants", nargs="*", help="names of the variants to run (default all)")
+    parser.add_argument("--port", type=int, default=19392, help="the benchmark broker's port")
+    parser.add_argument("--work", default=str(ROOT / ".stratiflow" / "bench"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-kafka-loop", action="store_true")
+    parser.add_argument("--latency", action="store_true", help="also run the latency test")
+    parser.add_argument("--latency-share", type=float, default=0.5)
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument("--readme", action="store_true", help="write the README table")
+    args = parser.parse_args(argv)
+    if args.worker:
+        kind, *rest = args.worker
+        if kind == "bare":
+            worker_bare(Path(rest[0]), rest[1], int(rest[2]), Path(rest[3]))
+        else:
+            worker_kafka_loop(rest[0], rest[1], int(rest[2]), rest[3], rest[4], Path(rest[5]))
+        return 0
+    results = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    if args.readme:
+        write_readme(results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

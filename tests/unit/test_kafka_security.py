@@ -1,0 +1,262 @@
+"""Kafka security settings: the Java properties → kafka-python translation, file-based
+credentials, secrets kept out of the environment the Flink cluster logs, TLS preflight."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from stratiflow.config import ConfigError, load_config, redact
+from stratiflow.kafka_io import client_options, resolve_providers, secret_environ
+from stratiflow.preflight import PreflightError, check_kafka, check_tls
+
+FILE_PROVIDER = "org.apache.kafka.common.config.provider.FileConfigProvider"
+DIR_PROVIDER = "org.apache.kafka.common.config.provider.DirectoryConfigProvider"
+
+
+def test_tls_properties_map_to_kafka_python_options():
+    options = client_options(
+        {
+            "security.protocol": "SSL",
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": "/tls/ca.pem",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": "/tls/client.pem",
+            "ssl.key.password": "pw",
+            "ssl.endpoint.identification.algorithm": "https",
+            "ssl.enabled.protocols": "TLSv1.3",  # Java only: skipped, not guessed
+        }
+    )
+    assert options == {
+        "security_protocol": "SSL",
+        "ssl_cafile": "/tls/ca.pem",
+        "ssl_certfile": "/tls/client.pem",
+        "ssl_password": "pw",
+        "ssl_check_hostname": True,
+    }
+
+
+@pytest.mark.parametrize(("algorithm", "check"), [("", False), ("HTTPS", True), (" ", False)])
+def test_endpoint_identification_turns_hostname_checks_on_or_off(algorithm, check):
+    options = client_options({"ssl.endpoint.identification.algorithm": algorithm})
+    assert options["ssl_check_hostname"] is check
+
+
+def test_stores_without_a_type_are_read_as_pem():
+    options = client_options({"ssl.truststore.location": "/ca.pem"})
+    assert options == {"ssl_cafile": "/ca.pem"}
+
+
+@pytest.mark.parametrize(
+    ("store", "kind"),
+    [("ssl.truststore", "JKS"), ("ssl.keystore", "PKCS12")],
+)
+def test_stores_kafka_python_cannot_read_are_refused_with_the_field(store, kind):
+    with pytest.raises(ConfigError) as exc:
+        client_options({f"{store}.location": "/store", f"{store}.type": kind})
+    assert exc.value.path == f"kafka.properties.{store}.type"
+    assert "PEM" in str(exc.value)
+
+
+def test_a_type_without_a_location_is_harmless():
+    assert client_options({"ssl.truststore.type": "JKS"}) == {}
+
+
+def test_sasl_credentials_come_out_of_the_jaas_config():
+    options = client_options(
+        {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-256",
+            "sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule "
+            'required username="alice" password="s3cret";',
+        }
+    )
+    assert options["sasl_plain_username"] == "alice"
+    assert options["sasl_plain_password"] == "s3cret"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-256"
+
+
+# -- credentials from a file (Kafka's config providers) -----------------------------------
+
+
+def _providers(**classes: str) -> dict[str, str]:
+    return {
+        "config.providers": ",".join(classes),
+        **{f"config.providers.{name}.class": cls for name, cls in classes.items()},
+    }
+
+
+def test_file_provider_references_are_resolved_for_kafka_python(tmp_path):
+    secrets = tmp_path / "kafka.properties"
+    secrets.write_text("# comment\n! also a comment\nkey.password = p4ss\nuser: bob\n\n")
+    props = {
+        **_providers(file=FILE_PROVIDER),
+        "ssl.keystore.location": "/tls/client.pem",
+        "ssl.key.password": f"${{file:{secrets}:key.password}}",
+        "sasl.jaas.config": f'x required username="${{file:{secrets}:user}}" password="p";',
+    }
+    options = client_options(props)
+    assert options["ssl_password"] == "p4ss"
+    assert options["sasl_plain_username"] == "bob"
+
+
+def test_directory_provider_reads_a_whole_file(tmp_path):
+    (tmp_path / "key-password").write_text("from-a-mounted-secret")
+    props = {
+        **_providers(secrets=DIR_PROVIDER),
+        "ssl.key.password": f"${{secrets:{tmp_path}:key-password}}",
+    }
+    assert resolve_providers(props)["ssl.key.password"] == "from-a-mounted-secret"
+
+
+def test_references_to_other_or_unlisted_providers_are_left_alone(tmp_path):
+    props = {
+        "config.providers.file.class": FILE_PROVIDER,  # not listed in config.providers
+        "ssl.key.password": f"${{file:{tmp_path}/x:pw}}",
+        "sasl.jaas.config": "${vault:kafka:jaas}",
+    }
+    assert resolve_providers(props) == props
+
+
+def test_a_missing_key_or_file_names_the_property_not_the_secret(tmp_path):
+    secrets = tmp_path / "kafka.properties"
+    secrets.write_text("other=hunter2\n")
+    base = _providers(file=FILE_PROVIDER)
+    with pytest.raises(ConfigError) as exc:
+        client_options({**base, "ssl.key.password": f"${{file:{secrets}:key.password}}"})
+    assert exc.value.path == "kafka.properties.ssl.key.password"
+    assert "no key 'key.password'" in str(exc.value) and "hunter2" not in str(exc.value)
+    with pytest.raises(ConfigError, match=r"cannot read .*nowhere"):
+        client_options({**base, "ssl.key.password": f"${{file:{tmp_path}/nowhere:pw}}"})
+
+
+def test_config_loading_leaves_provider_references_for_the_java_client():
+    ref = "${file:/etc/kafka/secrets.properties:key.password}"
+    cfg = load_config(
+        {"kafka": {"properties": {"ssl.key.password": ref, "ssl.truststore.location": "${CA}"}}},
+        environ={"CA": "/tls/ca.pem"},
+    )
+    assert cfg.kafka.properties == {
+        "ssl.key.password": ref,
+        "ssl.truststore.location": "/tls/ca.pem",
+    }
+
+
+# -- secrets never printed, nor handed to the Flink cluster's environment -----------------
+
+
+def test_redact_masks_passwords_and_inline_private_keys_only():
+    props = {
+        "security.protocol": "SSL",
+        "ssl.truststore.location": "/tls/ca.pem",
+        "ssl.keystore.location": "/tls/client.pem",
+        "ssl.keystore.password": "a",
+        "ssl.key.password": "b",
+        "ssl.keystore.key": "-----BEGIN ENCRYPTED PRIVATE KEY-----...",
+        "ssl.keystore.certificate.chain": "-----BEGIN CERTIFICATE-----...",
+        "sasl.mechanism": "PLAIN",
+        "sasl.jaas.config": 'x required password="c";',
+    }
+    masked = {k for k, v in redact(props).items() if v == "***"}
+    assert masked == {
+        "ssl.keystore.password",
+        "ssl.key.password",
+        "ssl.keystore.key",
+        "sasl.jaas.config",
+    }
+
+
+def test_secret_environ_finds_whole_and_quoted_secrets_only():
+    props = {
+        "security.protocol": "SASL_SSL",
+        "ssl.key.password": "key-pw-123",
+        "sasl.jaas.config": 'PlainLoginModule required username="svc" password="jaas-pw";',
+        "ssl.truststore.location": "/tls/ca.pem",
+    }
+    environ = {
+        "KEY_PW": "key-pw-123",
+        "JAAS_PW": "jaas-pw",
+        "KAFKA_USER": "svc",  # quoted inside a secret value: goes too
+        "CA": "/tls/ca.pem",  # not a secret
+        "PROTO": "SASL_SSL",
+        "EMPTY": "",
+        "PART": "pw",  # a substring, not a whole quoted value
+    }
+    assert sorted(secret_environ(props, environ)) == ["JAAS_PW", "KAFKA_USER", "KEY_PW"]
+
+
+# -- TLS preflight --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def plaintext_server() -> Iterator[int]:
+    """A loopback TCP server that answers nothing and hangs up: not TLS."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(2)
+    server.close()
+
+
+def test_tls_check_does_nothing_without_ssl(plaintext_server):
+    check_tls(f"127.0.0.1:{plaintext_server}", {"security.protocol": "SASL_PLAINTEXT"})
+
+
+def test_tls_check_explains_a_port_that_does_not_speak_tls(plaintext_server):
+    with pytest.raises(PreflightError, match=r"TLS handshake with the Kafka broker at .* failed"):
+        check_tls(f"127.0.0.1:{plaintext_server}", {"security.protocol": "SSL"}, timeout_s=2)
+
+
+def test_tls_check_leaves_an_unreachable_broker_to_the_connection_check():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    check_tls(f"127.0.0.1:{port}", {"security.protocol": "SSL"}, timeout_s=1)
+
+
+def test_tls_check_explains_unreadable_stores(tmp_path):
+    with pytest.raises(PreflightError, match=r"cannot load the CA file .*nowhere\.pem"):
+        check_tls(
+            "127.0.0.1:1",
+            {"security.protocol": "SSL", "ssl.truststore.location": str(tmp_path / "nowhere.pem")},
+        )
+    garbage = tmp_path / "client.pem"
+    garbage.write_text("not a key store")
+    props = {
+        "security.protocol": "SSL",
+        "ssl.keystore.location": str(garbage),
+        "ssl.key.password": "hunter2",
+    }
+    with pytest.raises(PreflightError, match="cannot load the key store") as exc:
+        check_tls("127.0.0.1:1", props)
+    assert "hunter2" not in str(exc.value)
+
+
+def test_submit_preflight_runs_the_tls_check_first(plaintext_server):
+    cfg = load_config(
+        {
+            "kafka": {
+                "bootstrap_servers": f"127.0.0.1:{plaintext_server}",
+                "properties": {"security.protocol": "SSL"},
+            }
+        },
+        check_model=False,
+    )
+    with pytest.raises(PreflightError, match="does it serve TLS on that port"):
+        check_kafka(cfg, timeout_s=2)
