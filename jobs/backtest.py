@@ -9,7 +9,7 @@ from pyflink.common import Types
 
 from jobs.runtime import create_env
 from jobs.train_predict import build_pipeline
-from operators.raw import RAW_RECORD, raw_row
+from operators.raw import KEYED_RAW_RECORD, raw_row
 from stratiflow.config import Config
 from stratiflow.sources import jsonl_lines
 
@@ -38,9 +38,13 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
     file as their topic and the 0-based line number as their offset.
     """
     env = create_env(cfg, embedded=True)
-    rows = [raw_row(str(events), 0, n, 0, None, line) for n, line in jsonl_lines(events)]
+    limit = cfg.validation.max_payload_bytes
+    rows = [
+        raw_row(str(events), 0, n, 0, None, line, max_payload_bytes=limit)
+        for n, line in jsonl_lines(events)
+    ]
     raw = (
-        env.from_collection(rows, type_info=RAW_RECORD)
+        env.from_collection(rows, type_info=KEYED_RAW_RECORD)
         .uid("source-file")
         .name(f"file: {events.name}")
     )

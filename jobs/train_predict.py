@@ -25,13 +25,13 @@ from operators.connectors import events_source, string_sink
 from operators.labels import JoinLabels
 from operators.model import ModelOperator
 from operators.parse import ParseEvents
+from operators.raw import key_by_model_key
 from operators.sampler import AllocateWindow, ClassReservoirs, class_stratum, event_time_watermarks
 from operators.tags import DEAD_LETTERS, METRICS, SAMPLING_STATS
 from stratiflow.config import Config, ConfigError, load_cli_config
 from stratiflow.kafka_io import end_offsets
 from stratiflow.labels import Answer
 from stratiflow.records import Event
-from stratiflow.validate import model_key_of
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def build_pipeline(
 ) -> PipelineOutputs:
     """Wire parse+validate → (label join) → (sampler) → key_by(model key) → model operator.
 
-    ``raw`` is any stream of :data:`operators.raw.RAW_RECORD` rows: the Kafka
+    ``raw`` is any stream of :data:`operators.raw.KEYED_RAW_RECORD` rows: the Kafka
     source in production, a bounded collection in the backtest and tests.
     ``raw_labels`` is the labels topic's stream when ``labels.source`` is
     ``topic``. ``parse_parallelism`` must equal the source's parallelism when
@@ -148,12 +148,7 @@ def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None)
     back, and a wake-up; this graph has one.
     """
     records = raw if raw_labels is None else raw.union(raw_labels)
-    max_payload = cfg.validation.max_payload_bytes
-    # PyFlink runs key_by's key extraction at its input's parallelism, with a forward
-    # edge: per-partition order holds up to the shuffle.
-    keyed = records.key_by(
-        lambda row: model_key_of(row.value, max_payload), key_type=Types.STRING()
-    )
+    keyed = key_by_model_key(records)
     scored = (
         keyed.process(ModelOperator(cfg, raw_input=True), output_type=Types.STRING())
         .uid("model")

@@ -41,7 +41,10 @@ def offsets_spec(topic: str, offsets: Mapping[int, int]) -> str:
 def events_source(
     cfg: Config, stop_offsets: Mapping[int, int] | None = None, *, topic: str | None = None
 ) -> KafkaSource:
-    """The events topic (or ``topic``) as raw records; bounded at ``stop_offsets`` when given."""
+    """The events topic (or ``topic``) as keyed raw records, bounded at ``stop_offsets``.
+
+    See :data:`operators.raw.KEYED_RAW_RECORD`.
+    """
     topic = topic or cfg.topics.events
     jvm = get_gateway().jvm
     builder = (
@@ -53,7 +56,10 @@ def events_source(
         .set_properties(dict(cfg.kafka.properties))
     )
     # PyFlink exposes only value-only deserializers; the Java builder takes ours.
-    builder._j_builder.setDeserializer(jvm.io.stratiflow.flink.RawRecordDeserializationSchema())
+    deserializer = jvm.io.stratiflow.flink.KeyedRawRecordDeserializationSchema(
+        cfg.validation.max_payload_bytes
+    )
+    builder._j_builder.setDeserializer(deserializer)
     if stop_offsets is not None:
         spec = offsets_spec(topic, stop_offsets)
         builder._j_builder.setBounded(jvm.io.stratiflow.flink.ExplicitOffsets.parse(spec))

@@ -9,6 +9,7 @@ from typing import Any
 
 from pyflink.datastream import ProcessFunction
 
+from operators.raw import raw_of
 from operators.tags import DEAD_LETTERS
 from stratiflow.config import Config
 from stratiflow.learner import build_model, label_policy
@@ -67,7 +68,7 @@ class RawParser:
 
 
 class ParseEvents(ProcessFunction):
-    """Raw Kafka record → :class:`~stratiflow.records.Event`, or a dead letter.
+    """Keyed raw record → :class:`~stratiflow.records.Event`, or a dead letter.
 
     Never raises on bad input: every record leaves either as an event on the
     main output or as a dead letter carrying its reason, raw payload and
@@ -82,7 +83,7 @@ class ParseEvents(ProcessFunction):
         self.parser = RawParser(self.cfg, labels_only=self.labels_only)
 
     def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterator[Any]:
-        result = self.parser.parse(value)
+        result = self.parser.parse(raw_of(value))
         if isinstance(result, str):
             yield DEAD_LETTERS, result
         else:

@@ -1,6 +1,16 @@
-"""The raw record every source produces: value bytes plus where they came from."""
+"""The raw record every source produces: value bytes plus where they came from, keyed.
+
+Sources emit :data:`KEYED_RAW_RECORD` rows, ``Row(model_key, raw)``: the Kafka
+source computes the model key in Java (``io.stratiflow.flink.ModelKeys``), the
+in-memory sources with :func:`stratiflow.validate.model_key_of`. The job can then
+key records by model key without running Python first.
+"""
 
 from pyflink.common import Row, Types
+from pyflink.datastream import DataStream, KeyedStream
+from pyflink.java_gateway import get_gateway
+
+from stratiflow.validate import MAX_PAYLOAD_BYTES, model_key_of
 
 RAW_FIELDS = ["topic", "partition", "offset", "timestamp", "key", "value"]
 #: Matches ``io.stratiflow.flink.RawRecordDeserializationSchema#getProducedType``.
@@ -15,12 +25,39 @@ RAW_RECORD = Types.ROW_NAMED(
         Types.PRIMITIVE_ARRAY(Types.BYTE()),
     ],
 )
+#: Matches ``io.stratiflow.flink.KeyedRawRecordDeserializationSchema#getProducedType``.
+KEYED_RAW_RECORD = Types.ROW([Types.STRING(), RAW_RECORD])
+
+
+def raw_of(row: Row) -> Row:
+    """The raw record inside a keyed raw row."""
+    return row[1]
 
 
 def raw_row(
-    topic: str, partition: int, offset: int, timestamp: int, key: bytes | None, value: bytes | None
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp: int,
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> Row:
-    """A raw record for bounded in-memory sources (backtest, tests)."""
-    row = Row(topic, partition, offset, timestamp, key, value)
-    row.set_field_names(RAW_FIELDS)
-    return row
+    """A keyed raw record for bounded in-memory sources (backtest, tests)."""
+    raw = Row(topic, partition, offset, timestamp, key, value)
+    raw.set_field_names(RAW_FIELDS)
+    return Row(model_key_of(value, max_payload_bytes), raw)
+
+
+def key_by_model_key(stream: DataStream) -> KeyedStream:
+    """Key a stream of keyed raw rows by their model key, with no Python key selector.
+
+    This is what PyFlink's ``key_by`` does after it has run a Python function to
+    build ``Row(key, value)``; our sources already emit that shape.
+    """
+    jvm = get_gateway().jvm
+    j_keyed = stream._j_data_stream.keyBy(
+        jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info()
+    )
+    return KeyedStream(j_keyed, RAW_RECORD, stream)
