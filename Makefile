@@ -55,7 +55,8 @@ chaos: setup ## fault tests at full size (50k events); writes benchmarks/results
 	STRATIFLOW_CHAOS_RESULTS=$(CURDIR)/benchmarks/results/chaos.json \
 	STRATIFLOW_SOAK_N=$${STRATIFLOW_SOAK_N:-1000000} \
 	STRATIFLOW_SOAK_RESULTS=$(CURDIR)/benchmarks/results/soak.json \
-	$(PYTEST) tests/e2e/test_chaos.py
+	STRATIFLOW_BROKER_RESTART_N=$${STRATIFLOW_BROKER_RESTART_N:-50000} \
+	$(PYTEST) tests/e2e/test_chaos.py tests/e2e/test_broker_restart.py
 	$(PY) benchmarks/chaos_table.py
 
 .PHONY: deploy-check
@@ -64,7 +65,7 @@ deploy-check: $(STAMP) ## static checks of deploy/ and docker-compose.yml
 
 stop: ## stop the local broker and Flink cluster started by stratiflow
 	-@[ -x $(SF) ] && $(SF) local flink stop || true
-	-@[ -x $(SF) ] && $(SF) local broker stop || true
+	-@[ -x $(SF) ] && $(SF) local broker stop --with-storage || true
 
 clean: stop ## remove the venv and everything downloaded
 	rm -rf $(VENV) .stratiflow

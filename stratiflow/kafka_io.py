@@ -170,6 +170,9 @@ def producer(bootstrap: str, properties: Mapping[str, str] | None = None, **kwar
         "max_request_size": 8 * 1024 * 1024,
     }
     options.update(client_options(properties or {}))
+    idempotence = (properties or {}).get("enable.idempotence")
+    if idempotence is not None:  # a producer-only setting, like the Java client's
+        options["enable_idempotence"] = idempotence.strip().lower() == "true"
     options.update(kwargs)
     return KafkaProducer(**options)
 

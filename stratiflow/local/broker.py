@@ -7,7 +7,13 @@ their own next to a developer's ``default`` one), started detached so it
 outlives the CLI command that started it. Its PID and port are kept in
 ``run/broker-<instance>.json`` and its output in ``logs/broker-<instance>.log``.
 
-Data lives in memory only: stopping the broker drops every topic.
+By default data lives in the broker's memory only: stopping it drops every
+topic. With ``durable=True`` (``local broker start --durable``) Tansu keeps its
+topics in a loopback S3 server of the instance's own
+(:mod:`stratiflow.local.s3server`), which runs on when the broker is stopped or
+killed: starting the instance again with ``durable=True`` finds every topic and
+acknowledged record. The S3 server keeps them in memory, so they last until it
+is stopped (``stop(..., with_storage=True)``), not across a reboot.
 """
 
 from __future__ import annotations
@@ -17,16 +23,19 @@ import logging
 import os
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from stratiflow.local import procs
+from stratiflow.local import procs, s3server
 from stratiflow.local.errors import LocalInfraError, PortInUseError
 from stratiflow.local.paths import LocalPaths, check_instance, local_paths
 
 DEFAULT_PORT = 9092
 SETUP_HINT = "run `make setup` or `stratiflow local setup`"
+#: Tansu's ``--storage-engine`` without ``durable``.
+MEMORY_STORAGE = "memory://tansu/"
 
 
 @dataclass(frozen=True)
@@ -40,11 +49,57 @@ class BrokerInfo:
     host: str = procs.LOOPBACK
     #: True when ``start`` found the instance already running.
     already_running: bool = False
+    #: Tansu's ``--storage-engine``: ``memory://...`` or ``s3://...`` (durable).
+    storage: str = MEMORY_STORAGE
+    #: The S3 server a durable broker writes to (``None`` in memory mode).
+    s3_endpoint: str | None = None
 
     @property
     def bootstrap(self) -> str:
         """``host:port`` for ``bootstrap.servers``."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def durable(self) -> bool:
+        """Are the topics kept outside the broker process (``start --durable``)?"""
+        return self.storage.startswith("s3://")
+
+
+def broker_command(tansu: Path, port: int, storage: str = MEMORY_STORAGE) -> list[str]:
+    """Tansu on ``127.0.0.1:port`` with storage engine ``storage``.
+
+    >>> broker_command(Path("/x/tansu"), 9092, "s3://b/")[1:]  # doctest: +NORMALIZE_WHITESPACE
+    ['broker', '--listener-url', 'tcp://127.0.0.1:9092',
+     '--advertised-listener-url', 'tcp://127.0.0.1:9092', '--storage-engine', 's3://b/']
+    """
+    url = f"tcp://{procs.LOOPBACK}:{port}"
+    return [
+        str(tansu),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        storage,
+    ]
+
+
+def broker_env(
+    s3_endpoint: str | None = None, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Tansu's environment: ``base`` (default ``os.environ``) with ``RUST_LOG`` and,
+    for durable storage, the S3 settings (:func:`s3server.broker_env`).
+
+    Tansu's flags also read env vars (``LISTENER_URL``, ``STORAGE_ENGINE``, ...);
+    the explicit flags of :func:`broker_command` win. ``RUST_LOG=warn`` keeps the
+    log small (the default level logs every request); ``STRATIFLOW_BROKER_LOG``
+    overrides it.
+    """
+    source = dict(os.environ if base is None else base)
+    env = source if s3_endpoint is None else s3server.broker_env(s3_endpoint, source)
+    env["RUST_LOG"] = source.get("STRATIFLOW_BROKER_LOG", "warn")
+    return env
 
 
 def _paths(paths: LocalPaths | None) -> LocalPaths:
@@ -92,11 +147,15 @@ def status(instance: str = "default", paths: LocalPaths | None = None) -> Broker
     if not _is_our_broker(state["pid"], state["port"]):
         pid_file.unlink(missing_ok=True)
         return None
+    storage = state.get("storage")
+    endpoint = state.get("s3_endpoint")
     return BrokerInfo(
         instance=instance,
         pid=state["pid"],
         port=state["port"],
         log_file=Path(state.get("log", p.broker_log(instance))),
+        storage=storage if isinstance(storage, str) else MEMORY_STORAGE,
+        s3_endpoint=endpoint if isinstance(endpoint, str) else None,
     )
 
 
@@ -150,41 +209,61 @@ def _kafka_ready(bootstrap: str) -> bool:
         admin.close()
 
 
+def _flag(instance: str) -> str:
+    return "" if instance == "default" else f" --instance {instance}"
+
+
 def start(
     port: int = DEFAULT_PORT,
     *,
     instance: str = "default",
     paths: LocalPaths | None = None,
     ready_timeout: float = 20.0,
+    durable: bool = False,
+    log: Callable[[str], object] = lambda _msg: None,
 ) -> BrokerInfo:
     """Start a Tansu broker on ``127.0.0.1:port`` and wait until it serves requests.
 
     Idempotent: if the instance already runs on ``port`` its info is returned
     (with ``already_running=True``).
 
+    ``durable`` keeps the topics in the instance's loopback S3 server
+    (:mod:`stratiflow.local.s3server`; its venv is built on first use, ``log``
+    says so), started here unless it runs already — in which case the broker
+    comes back with every topic and record that server holds.
+
     Raises
     ------
     LocalInfraError
-        Binary missing, port taken, instance running on another port, or the
+        Binary missing, port taken, instance running on another port or with
+        in-memory storage when ``durable`` is asked for, durable storage left
+        running but ``durable`` not asked for, the S3 server failed, or the
         broker did not become ready (the message carries its log tail).
     """
     check_instance(instance)
     p = _paths(paths)
     existing = status(instance, p)
     if existing is not None:
-        if existing.port == port:
-            return BrokerInfo(
-                instance=instance,
-                pid=existing.pid,
-                port=existing.port,
-                log_file=existing.log_file,
-                already_running=True,
+        if existing.port != port:
+            raise LocalInfraError(
+                f"broker instance {instance!r} is already running on port {existing.port} "
+                f"(pid {existing.pid}); stop it first (`stratiflow local broker stop"
+                f"{_flag(instance)}`) or use another --instance"
             )
+        if durable and not existing.durable:
+            raise LocalInfraError(
+                f"broker instance {instance!r} is already running with in-memory storage "
+                f"(pid {existing.pid}); stop it first (`stratiflow local broker stop"
+                f"{_flag(instance)}`, which drops its topics), then start it with --durable"
+            )
+        return replace(existing, already_running=True)
+    kept = s3server.status(instance, p)
+    if kept is not None and not durable:
         raise LocalInfraError(
-            f"broker instance {instance!r} is already running on port {existing.port} "
-            f"(pid {existing.pid}); stop it first (`stratiflow local broker stop"
-            f"{'' if instance == 'default' else ' --instance ' + instance}`) "
-            "or use another --instance"
+            f"broker instance {instance!r} has durable storage (S3 server on {kept.endpoint}, "
+            f"pid {kept.pid}) holding its topics; start it with `stratiflow local broker start "
+            f"--durable{_flag(instance)}` to keep them, or drop them first with "
+            f"`stratiflow local broker stop --with-storage{_flag(instance)}`"
         )
     if not os.access(p.tansu, os.X_OK):
         raise LocalInfraError(f"Tansu broker binary not found at {p.tansu}; {SETUP_HINT}")
@@ -199,21 +278,21 @@ def start(
         port, f"broker {instance!r}", "Pick another --port or stop whatever listens there."
     )
 
-    url = f"tcp://{procs.LOOPBACK}:{port}"
-    cmd = [
-        str(p.tansu),
-        "broker",
-        "--listener-url",
-        url,
-        "--advertised-listener-url",
-        url,
-        "--storage-engine",
-        "memory://tansu/",
-    ]
-    # Tansu's flags also read env vars (LISTENER_URL, STORAGE_ENGINE, ...); the
-    # explicit flags above win, and RUST_LOG=warn keeps the log small (the
-    # default level logs every request).
-    env = {**os.environ, "RUST_LOG": os.environ.get("STRATIFLOW_BROKER_LOG", "warn")}
+    s3 = s3server.start(instance, p, avoid_ports=frozenset({port}), log=log) if durable else None
+    try:
+        return _start_tansu(port, instance, p, ready_timeout, s3)
+    except BaseException:
+        if s3 is not None and not s3.already_running:
+            s3server.stop(instance, p)  # started for this broker only, holds nothing yet
+        raise
+
+
+def _start_tansu(
+    port: int, instance: str, p: LocalPaths, ready_timeout: float, s3: s3server.S3Info | None
+) -> BrokerInfo:
+    storage = MEMORY_STORAGE if s3 is None else s3.storage_url
+    cmd = broker_command(p.tansu, port, storage)
+    env = broker_env(None if s3 is None else s3.endpoint)
     log_file = p.broker_log(instance)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     p.run_dir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +311,7 @@ def start(
             start_new_session=True,
         )
     procs.remember_child(proc)
+    endpoint = None if s3 is None else s3.endpoint
     state = {
         "pid": proc.pid,
         "port": port,
@@ -239,9 +319,19 @@ def start(
         "log": str(log_file),
         "started_at": time.time(),
         "cmd": cmd,
+        "storage": storage,
+        "durable": s3 is not None,
+        "s3_endpoint": endpoint,
     }
     p.broker_pid_file(instance).write_text(json.dumps(state, indent=2) + "\n")
-    info = BrokerInfo(instance=instance, pid=proc.pid, port=port, log_file=log_file)
+    info = BrokerInfo(
+        instance=instance,
+        pid=proc.pid,
+        port=port,
+        log_file=log_file,
+        storage=storage,
+        s3_endpoint=endpoint,
+    )
 
     # kafka-python logs every refused connection while the broker starts.
     kafka_log = logging.getLogger("kafka")
@@ -270,8 +360,18 @@ def start(
         kafka_log.setLevel(level)
 
 
-def stop(instance: str = "default", paths: LocalPaths | None = None, timeout: float = 10.0) -> bool:
+def stop(
+    instance: str = "default",
+    paths: LocalPaths | None = None,
+    timeout: float = 10.0,
+    *,
+    with_storage: bool = False,
+) -> bool:
     """Stop broker ``instance``: SIGTERM, then SIGKILL after ``timeout`` s.
+
+    A durable broker's S3 server keeps running (and keeps the topics for the
+    next ``start(durable=True)``) unless ``with_storage``, which stops it too
+    and so drops the topics.
 
     Returns
     -------
@@ -281,10 +381,13 @@ def stop(instance: str = "default", paths: LocalPaths | None = None, timeout: fl
     """
     p = _paths(paths)
     info = status(instance, p)  # drops stale PID files
-    if info is None:
-        return False
-    procs.terminate([info.pid], timeout=timeout)
-    if procs.pid_alive(info.pid):
-        raise LocalInfraError(f"broker {instance!r} (pid {info.pid}) did not stop, even on SIGKILL")
-    p.broker_pid_file(instance).unlink(missing_ok=True)
-    return True
+    if info is not None:
+        procs.terminate([info.pid], timeout=timeout)
+        if procs.pid_alive(info.pid):
+            raise LocalInfraError(
+                f"broker {instance!r} (pid {info.pid}) did not stop, even on SIGKILL"
+            )
+        p.broker_pid_file(instance).unlink(missing_ok=True)
+    if with_storage:
+        s3server.stop(instance, p, timeout=timeout)
+    return info is not None

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from stratiflow.local import broker, flink, provision
+from stratiflow.local import broker, flink, provision, s3server
 from stratiflow.local.errors import LocalInfraError
 from stratiflow.local.paths import local_paths
 
@@ -58,29 +58,71 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _storage(info: broker.BrokerInfo) -> str:
+    if not info.durable:
+        return "in-memory storage"
+    return f"durable storage {info.storage} on S3 server {info.s3_endpoint}"
+
+
+def _kept_storage(instance: str, s3: s3server.S3Info) -> str:
+    flag = _instance_flag(instance)
+    return (
+        f"its durable storage (S3 server on {s3.endpoint}, pid {s3.pid}) keeps the topics: "
+        f"`stratiflow local broker start --durable{flag}` brings them back, "
+        f"`stratiflow local broker stop --with-storage{flag}` drops them"
+    )
+
+
 @_guarded
 def cmd_broker(args: argparse.Namespace) -> int:
     """``local broker start|stop|status``."""
     port = args.port if args.port is not None else broker.DEFAULT_PORT
+    if args.durable and args.action != "start":
+        raise LocalInfraError("--durable goes with `start` (stop and status need no flag)")
+    if args.with_storage and args.action != "stop":
+        raise LocalInfraError("--with-storage goes with `stop`")
     if args.action == "start":
-        info = broker.start(port, instance=args.instance)
+        info = broker.start(
+            port,
+            instance=args.instance,
+            durable=args.durable,
+            log=lambda msg: print(msg, file=sys.stderr),
+        )
         state = "already running" if info.already_running else "ready"
-        print(f"broker {state} on {info.bootstrap} (pid {info.pid}, log {info.log_file})")
+        print(
+            f"broker {state} on {info.bootstrap} (pid {info.pid}, {_storage(info)}, "
+            f"log {info.log_file})"
+        )
         return EXIT_OK
     if args.action == "stop":
-        if broker.stop(args.instance):
+        s3 = s3server.status(args.instance)
+        if broker.stop(args.instance, with_storage=args.with_storage):
             print(f"broker {args.instance!r} stopped")
         else:
             print(f"broker {args.instance!r} was not running")
+        if s3 is not None and args.with_storage:
+            print(f"its durable storage (S3 server pid {s3.pid}) stopped; its topics are gone")
+        elif s3 is not None:
+            print(_kept_storage(args.instance, s3))
         return EXIT_OK
     status = broker.status(args.instance)
     if status is None:
+        s3 = s3server.status(args.instance)
+        if s3 is not None:
+            print(f"broker {args.instance!r} is not running; {_kept_storage(args.instance, s3)}")
+            return EXIT_NOT_RUNNING
         print(
             f"broker {args.instance!r} is not running "
             f"(start it with `stratiflow local broker start{_instance_flag(args.instance)}`)"
         )
         return EXIT_NOT_RUNNING
-    print(f"broker {args.instance!r} running on {status.bootstrap} (pid {status.pid})")
+    line = f"broker {args.instance!r} running on {status.bootstrap} (pid {status.pid}, "
+    line += _storage(status)
+    if status.durable and s3server.status(args.instance) is None:
+        line += ", which is NOT running: the broker cannot read or write its topics"
+        print(line + ")")
+        return EXIT_ERROR
+    print(line + ")")
     return EXIT_OK
 
 
@@ -148,12 +190,35 @@ def add_local_commands(subparsers: Any) -> None:
     p.add_argument("--force", action="store_true", help="re-extract and rebuild everything")
     p.set_defaults(func=cmd_setup)
 
-    p = sub.add_parser("broker", help="start, stop or inspect the local Kafka-compatible broker")
+    p = sub.add_parser(
+        "broker",
+        help="start, stop or inspect the local Kafka-compatible broker",
+        description=(
+            "A Tansu broker on 127.0.0.1. By default it keeps its topics in its own memory: "
+            "stopping or losing the process drops them. With `start --durable` they live in a "
+            "loopback S3 server of the instance's own (moto, installed on first use into "
+            ".stratiflow/s3-venv), which keeps running when the broker stops or crashes, so "
+            "`start --durable` again brings back every acknowledged record. The S3 server "
+            "holds the data in memory: `stop --with-storage` (or a reboot) drops it."
+        ),
+    )
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument(
         "--port", type=int, help=f"listen on 127.0.0.1:PORT (default {broker.DEFAULT_PORT})"
     )
     p.add_argument("--instance", default="default", help="name of this broker (default: default)")
+    p.add_argument(
+        "--durable",
+        action="store_true",
+        help="start: keep the topics in the instance's loopback S3 server (started if needed) "
+        "so that they survive a crash, kill or stop of the broker",
+    )
+    p.add_argument(
+        "--with-storage",
+        action="store_true",
+        help="stop: also stop the S3 server of a durable broker, dropping its topics "
+        "(without it the storage keeps running for the next `start --durable`)",
+    )
     p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("flink", help="start, stop or inspect the local standalone Flink cluster")

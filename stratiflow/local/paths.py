@@ -92,6 +92,22 @@ class LocalPaths:
     def broker_log(self, instance: str = "default") -> Path:
         return self.log_dir / f"broker-{check_instance(instance)}.log"
 
+    @property
+    def s3_venv(self) -> Path:
+        """Own venv of the loopback S3 server behind ``local broker start --durable``."""
+        return self.home / "s3-venv"
+
+    @property
+    def s3_python(self) -> Path:
+        return self.s3_venv / "bin" / "python"
+
+    def s3_pid_file(self, instance: str = "default") -> Path:
+        """State of broker ``instance``'s S3 server (kept while the broker is down)."""
+        return self.run_dir / f"s3-{check_instance(instance)}.json"
+
+    def s3_log(self, instance: str = "default") -> Path:
+        return self.log_dir / f"s3-{check_instance(instance)}.log"
+
     def flink_instance_dir(self, instance: str = "default") -> Path:
         """One standalone cluster: ``conf/``, ``log/``, ``run/`` and its state file."""
         return self.flink_dir / check_instance(instance)

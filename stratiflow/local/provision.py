@@ -58,6 +58,13 @@ MAVEN_ARTIFACTS: Final[Mapping[str, str]] = MappingProxyType(
 
 TANSU_VERSION: Final = "0.6.0"
 
+#: The loopback S3 server behind ``local broker start --durable`` (Tansu's ``s3://``
+#: storage engine), installed into a venv of its own (``LocalPaths.s3_venv``) on first
+#: use so that its dependencies never meet the project's. moto's S3 extra plus Flask is
+#: its S3 server without the ~180 MB of libraries the ``server`` extra adds for the
+#: other AWS services (about 140 MB, ~15 s to install).
+S3_SERVER_REQUIREMENTS: Final = ("moto[s3]==5.2.5", "flask==3.1.3", "flask-cors==6.0.5")
+
 #: Bytecode level of our Java helpers (Flink 2 runs on Java 11+).
 JAVA_RELEASE: Final = 11
 
@@ -151,11 +158,11 @@ def _read_versions(paths: LocalPaths) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _lock(paths: LocalPaths) -> Iterator[None]:
+def _lock(paths: LocalPaths, name: str = "provision") -> Iterator[None]:
     # Test sessions and a developer's `make setup` may provision at the same
     # time; serialise them so nobody sees a half-written jar.
     paths.home.mkdir(parents=True, exist_ok=True)
-    with (paths.home / ".provision.lock").open("w") as fh:
+    with (paths.home / f".{name}.lock").open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -381,3 +388,63 @@ def is_provisioned(paths: LocalPaths | None = None) -> bool:
         and all((paths.lib_dir / name).is_file() for name in _JARS_WHEEL.members.values())
         and (not java_sources() or paths.stratiflow_jar.is_file())
     )
+
+
+def _s3_venv_marker(paths: LocalPaths) -> Path:
+    return paths.s3_venv / "stratiflow-requirements.json"
+
+
+def s3_venv_is_current(paths: LocalPaths) -> bool:
+    """Is the S3 server's venv complete and built from ``S3_SERVER_REQUIREMENTS``?"""
+    try:
+        recorded = json.loads(_s3_venv_marker(paths).read_text())
+    except (OSError, ValueError):
+        return False
+    return recorded == list(S3_SERVER_REQUIREMENTS) and os.access(paths.s3_python, os.X_OK)
+
+
+def _run_step(cmd: list[str], what: str, timeout: float) -> None:
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise LocalInfraError(f"{what} did not finish within {timeout:.0f} s") from exc
+    except OSError as exc:
+        raise LocalInfraError(f"{what} could not run: {exc}") from exc
+    if result.returncode != 0:
+        output = (result.stderr or result.stdout).strip().splitlines()[-15:]
+        raise LocalInfraError(f"{what} failed (exit {result.returncode}):\n" + "\n".join(output))
+
+
+def ensure_s3_venv(paths: LocalPaths | None = None, *, log: Log = print) -> Path:
+    """The Python of the S3 server's own venv, created (from PyPI) on first use.
+
+    Idempotent and serialised with a lock of its own; a venv left half-built by an
+    interrupted run (no marker file, written last) or built from other pins is
+    built again from scratch.
+
+    Raises
+    ------
+    LocalInfraError
+        ``python -m venv`` or ``pip install`` failed.
+    """
+    paths = paths or local_paths()
+    with _lock(paths, "s3-venv"):
+        if s3_venv_is_current(paths):
+            return paths.s3_python
+        if paths.s3_venv.exists():
+            shutil.rmtree(paths.s3_venv)
+        reqs = ", ".join(S3_SERVER_REQUIREMENTS)
+        log(f"installing the S3 server for durable broker storage ({reqs}) in {paths.s3_venv} ...")
+        _run_step(
+            [sys.executable, "-m", "venv", str(paths.s3_venv)],
+            f"creating the venv {paths.s3_venv}",
+            timeout=300,
+        )
+        pip = [str(paths.s3_python), "-m", "pip", "install", "--disable-pip-version-check"]
+        _run_step(
+            [*pip, "--no-input", "--quiet", *S3_SERVER_REQUIREMENTS],
+            f"`pip install {' '.join(S3_SERVER_REQUIREMENTS)}` into {paths.s3_venv}",
+            timeout=900,
+        )
+        _s3_venv_marker(paths).write_text(json.dumps(list(S3_SERVER_REQUIREMENTS)) + "\n")
+        return paths.s3_python

@@ -260,3 +260,14 @@ def test_submit_preflight_runs_the_tls_check_first(plaintext_server):
     )
     with pytest.raises(PreflightError, match="does it serve TLS on that port"):
         check_kafka(cfg, timeout_s=2)
+
+
+def test_the_producer_takes_enable_idempotence_from_the_properties():
+    from stratiflow.kafka_io import producer
+
+    for value, expected in (("false", False), ("true", True)):
+        made = producer("127.0.0.1:1", {"enable.idempotence": value}, api_version=(3, 0))
+        try:
+            assert made.config["enable_idempotence"] is expected
+        finally:
+            made.close(timeout=0)
