@@ -9,7 +9,7 @@ PROVISIONED := .stratiflow/.provisioned
 # Fast tiers first: a broken unit test fails in seconds, not after the cluster tests.
 PYTEST := $(PY) -m pytest
 
-.PHONY: help setup demo test test-unit test-flink test-e2e lint stop clean eval-sampling chaos
+.PHONY: help setup demo test test-unit test-flink test-e2e lint stop clean eval-sampling chaos bench
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n",$$1,$$2}'
@@ -58,6 +58,9 @@ chaos: setup ## fault tests at full size (50k events); writes benchmarks/results
 	STRATIFLOW_BROKER_RESTART_N=$${STRATIFLOW_BROKER_RESTART_N:-50000} \
 	$(PYTEST) tests/e2e/test_chaos.py tests/e2e/test_broker_restart.py
 	$(PY) benchmarks/chaos_table.py
+
+bench: setup ## bare River vs a Kafka loop vs the job, same run (200k events); writes benchmarks/results/bench.json and the README table
+	$(PY) benchmarks/bench.py --events $${STRATIFLOW_BENCH_EVENTS:-200000} --latency --readme
 
 .PHONY: deploy-check
 deploy-check: $(STAMP) ## static checks of deploy/ and docker-compose.yml

@@ -336,10 +336,10 @@ def run_child(command: list[str], timeout: float, env: dict[str, str] | None = N
 # -- the broker and topics ------------------------------------------------------------------
 
 
-def start_broker(port: int) -> str:
+def start_broker(port: int, instance: str = BROKER_INSTANCE) -> str:
     from stratiflow.local import broker
 
-    return broker.start(port, instance=BROKER_INSTANCE).bootstrap
+    return broker.start(port, instance=instance).bootstrap
 
 
 def produce(bootstrap: str, topic: str, path: Path) -> int:
@@ -408,7 +408,7 @@ def job_config(variant: Variant, bootstrap: str, topic: str, run: str) -> dict[s
 
 
 def measure_stratiflow(
-    variant: Variant, bootstrap: str, topic: str, n: int, work: Path
+    variant: Variant, bootstrap: str, topic: str, n: int, work: Path, timeout: float = 3600
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     import yaml
 
@@ -420,7 +420,7 @@ def measure_stratiflow(
     config.write_text(yaml.safe_dump(cfg))
     sets = [f"--set={k}={v}" for k, v in variant.overrides.items()]
     command = [sys.executable, "-m", "jobs.train_predict", "--config", str(config), "--bounded"]
-    child = run_child([*command, *sets], timeout=3600, env=job_environ())
+    child = run_child([*command, *sets], timeout=timeout, env=job_environ())
     predictions = read_predictions(bootstrap, cfg["topics"]["predictions"], n)
     by_id = {p["id"]: p for p in predictions}
     emitted = sorted(p["emitted_at"] for p in by_id.values())
@@ -547,7 +547,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     chosen = [v for v in VARIANTS if not args.variants or v.name in args.variants]
-    bootstrap = start_broker(args.port)
+    bootstrap = start_broker(args.port, args.instance)
     topics: dict[tuple[str, int], tuple[str, Path]] = {}
     results: dict[str, Any] = {
         "events": args.events,
@@ -576,7 +576,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     bootstrap, topic, args.events, variant.model, work
                 )
             loop = loops.get(loop_key)
-            job, predictions = measure_stratiflow(variant, bootstrap, topic, args.events, work)
+            try:
+                job, predictions = measure_stratiflow(
+                    variant, bootstrap, topic, args.events, work, timeout=args.run_timeout
+                )
+            except RuntimeError as exc:  # one variant failing must not lose the others
+                error = str(exc).splitlines()[0]
+                results["runs"].append(
+                    {"variant": variant.name, "what": variant.what, "error": error}
+                )
+                print(f"{variant.name}: FAILED: {error}", flush=True)
+                continue
             row: dict[str, Any] = {
                 "variant": variant.name,
                 "what": variant.what,
@@ -597,12 +607,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(_line(row), flush=True)
         if args.latency and chosen:
             base = next(r for r in results["runs"] if r["variant"] == chosen[0].name)
+            if "error" in base:
+                raise RuntimeError(f"no throughput to base the latency run on: {base['error']}")
             rate = args.latency_share * base["stratiflow"]["steady_eps"]
             latency = measure_latency(chosen[0], bootstrap, rate, args.latency_seconds, work)
             results["latency"] = {"variant": chosen[0].name, "share": args.latency_share, **latency}
             print(f"latency at {rate:.0f} ev/s: {latency}", flush=True)
     finally:
-        broker.stop(BROKER_INSTANCE)
+        broker.stop(args.instance)
     return results
 
 
@@ -628,6 +640,9 @@ def table(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results["runs"]:
+        if "error" in row:
+            lines.append(f"| {row['variant']} | failed: {row['error'][:80]} |||||||| ")
+            continue
         job, loop = row["stratiflow"], row["kafka_loop"] or {}
         lines.append(
             f"| {row['variant']} | {row['bare_river']['eps']:.0f} | "
@@ -662,6 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--variants", nargs="*", help="names of the variants to run (default all)")
     parser.add_argument("--port", type=int, default=19392, help="the benchmark broker's port")
+    parser.add_argument("--instance", default=BROKER_INSTANCE, help="the benchmark broker's name")
     parser.add_argument("--work", default=str(ROOT / ".stratiflow" / "bench"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-kafka-loop", action="store_true")
@@ -669,6 +685,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-share", type=float, default=0.5)
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--readme", action="store_true", help="write the README table")
+    parser.add_argument(
+        "--run-timeout", type=float, default=900, help="seconds one stratiflow run may take"
+    )
     args = parser.parse_args(argv)
     if args.worker:
         kind, *rest = args.worker

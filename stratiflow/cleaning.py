@@ -136,9 +136,12 @@ class Cleaner:
     ) -> tuple[dict[str, Any], Rejection | None]:
         """``x`` cleaned, or a rejection. ``learn`` updates the statistics (events only)."""
         rules = self.settings.features
-        out = {k: v for k, v in x.items() if v is not None}
         if not rules:
-            return out, None
+            # Nothing to clean: only missing values are left out (a copy either way).
+            if None in x.values():
+                return {k: v for k, v in x.items() if v is not None}, None
+            return dict(x), None
+        out = {k: v for k, v in x.items() if v is not None}
         if self.settings.unknown_features == "drop":
             unknown = [name for name in out if name not in rules]
             for name in unknown:

@@ -27,7 +27,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from stratiflow.config import MetricsSettings
-from stratiflow.metrics import CumulativeMetrics, FadingMetrics, RollingMetrics
+from stratiflow.metrics import (
+    CumulativeMetrics,
+    FadingMetrics,
+    RollingMetrics,
+    log_loss_term,
+    score_bin,
+)
 from stratiflow.records import Label
 from stratiflow.sketches import QuantileSketch
 
@@ -64,11 +70,25 @@ class Evaluation:
 
     def score(self, y_true: Label, y_pred: Label, proba: Mapping[Label, float]) -> None:
         """Score one prediction in every view."""
-        self.cumulative.update(y_true, y_pred, proba)
-        if self.rolling is not None:
-            self.rolling.update(y_true, y_pred, proba)
-        if self.fading is not None:
-            self.fading.update(y_true, y_pred, proba)
+        # What each view's ``update`` would compute, computed once: the log-loss
+        # term, and the score bin where the views share positive class and bins.
+        cumulative = self.cumulative
+        positive, bins = cumulative.positive, cumulative.auc_bins
+        loss = log_loss_term(y_true, proba)
+        auc_bin = 0 if positive is None else score_bin(proba.get(positive, 0.0), bins)
+        cumulative.add_terms(y_true, y_pred, loss, auc_bin)
+        rolling = self.rolling
+        if rolling is not None:
+            if rolling.positive is positive and rolling.auc_bins == bins:
+                rolling.add_terms(y_true, y_pred, loss, auc_bin)
+            else:
+                rolling.update(y_true, y_pred, proba)
+        fading = self.fading
+        if fading is not None:
+            if fading.positive is positive and fading.auc_bins == bins:
+                fading.add_terms(y_true, y_pred, loss, auc_bin)
+            else:
+                fading.update(y_true, y_pred, proba)
 
     def report(self, model: Any, probe: tuple[Mapping[str, Any], ...]) -> dict[str, Any]:
         """The metric views and the stability section, as reported now."""

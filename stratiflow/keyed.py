@@ -61,10 +61,7 @@ def handle(
     learn = cfg.sampling.strategy == "none"
     every = cfg.metrics.report_every
     due = False
-    if isinstance(item, TrainingBatch):
-        learn_examples(state, item.examples, ts=item.fire)
-        state.counts.late += item.late
-    elif isinstance(item, Event):
+    if isinstance(item, Event):  # the common case first (the item types are disjoint)
         delayed = waiting if cfg.labels.source != "none" else None
         result = step(state, item, now_ms=now_ms, report_every=every, learn=learn, waiting=delayed)
         if result.prediction is not None:
@@ -75,6 +72,9 @@ def handle(
                 DeadLetter.of(result.rejection, raw, item.source, at=now_ms, key=item.key)
             )
         due = result.report_due
+    elif isinstance(item, TrainingBatch):
+        learn_examples(state, item.examples, ts=item.fire)
+        state.counts.late += item.late
     elif isinstance(item, Answer):
         stored = waiting.pop(item.id, None)
         result = answer(state, item, stored, report_every=every, learn=learn)

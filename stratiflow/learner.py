@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
-import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from math import isfinite
+from time import perf_counter
 from typing import Any
 
 from river import base as river_base
@@ -32,7 +32,7 @@ from stratiflow.evaluation import Cost, Evaluation, LabelCounts
 from stratiflow.labels import Answer, Expiry, LabelOutcome
 from stratiflow.records import Event, Label, Prediction, Rejection, class_key
 from stratiflow.sampling import Example
-from stratiflow.updates import LearnResult, Updater
+from stratiflow.updates import LearnResult, Updater, learn_error
 from stratiflow.validate import LabelPolicy
 
 
@@ -240,71 +240,84 @@ def step(
         Where an unlabelled event's prediction is kept for its delayed label
         (``None``: delayed labels are off).
     """
-    state.counts.seen += 1
+    counts = state.counts
+    counts.seen += 1
     x, rejection = state.cleaner.clean(event.features)
     if rejection is not None:
-        state.counts.rejected += 1
+        counts.rejected += 1
         return StepOutput(rejection=rejection)
-    _tick(state, event.ts)  # a timed update due by now comes first: predict with the latest
-    t0 = time.perf_counter()
+    updater = state.updater
+    per_sample = updater.settings.mode == "per_sample"
+    if not per_sample:
+        _tick(state, event.ts)  # a timed update due by now comes first: predict with the latest
+    model = state.model
+    t0 = perf_counter()
     try:
-        proba = state.model.predict_proba_one(x)
+        proba = model.predict_proba_one(x)
     except Exception as exc:  # River raises TypeError/ValueError/KeyError on odd inputs
-        state.counts.rejected += 1
+        counts.rejected += 1
         return StepOutput(rejection=_model_error("predict", exc))
-    t1 = time.perf_counter()
-    if not all(math.isfinite(p) for p in proba.values()):
-        # Overflowed state (e.g. after a 1e308 feature) yields NaN; JSON cannot carry it.
-        state.counts.rejected += 1
-        return StepOutput(
-            rejection=Rejection(
-                "model_output_not_finite",
-                f"the model returned non-finite probabilities {proba!r}; "
-                "an extreme feature value has probably overflowed its state",
+    predict_seconds = perf_counter() - t0
+    for p in proba.values():
+        if not isfinite(p):
+            # Overflowed state (e.g. after a 1e308 feature) yields NaN; JSON cannot carry it.
+            counts.rejected += 1
+            return StepOutput(
+                rejection=Rejection(
+                    "model_output_not_finite",
+                    f"the model returned non-finite probabilities {proba!r}; "
+                    "an extreme feature value has probably overflowed its state",
+                )
             )
-        )
     y_pred: Label | None = max(proba, key=proba.get) if proba else None
-    version = state.model_version
+    version = counts.learned  # state.model_version
 
     scored = False
-    if event.label is not None:
+    label = event.label
+    if label is not None:
         if learn:
-            results = state.updater.add(state.model, x, event.label, ts=event.ts)
-            if state.updater.settings.mode == "per_sample" and results[0].failed:
-                # Learning the event itself failed: reject it, as its own error.
-                state.counts.rejected += 1
-                return StepOutput(
-                    rejection=Rejection(
-                        "model_rejected_input",
-                        f"the model raised {results[0].error} during learn",
+            if per_sample:
+                # Updater.add's per-sample path and ModelState.record, inlined.
+                t0 = perf_counter()
+                try:
+                    model.learn_one(x, label)
+                except Exception as exc:  # as in updates._learn_one
+                    # Learning the event itself failed: reject it, as its own error.
+                    counts.rejected += 1
+                    return StepOutput(
+                        rejection=Rejection(
+                            "model_rejected_input",
+                            f"the model raised {learn_error(exc)} during learn",
+                        )
                     )
-                )
-            for result in results:
-                state.record(result)
-        state.counts.labelled += 1
+                state.cost.learn.add(perf_counter() - t0)
+                counts.learned += 1
+                cls = class_key(label)
+                trained_on = state.trained_on
+                trained_on[cls] = trained_on.get(cls, 0) + 1
+            else:
+                for result in updater.add(model, x, label, ts=event.ts):
+                    state.record(result)
+        counts.labelled += 1
         if y_pred is not None:
-            state.evaluation.score(event.label, y_pred, proba)
-            state.counts.scored += 1
+            state.evaluation.score(label, y_pred, proba)
+            counts.scored += 1
             scored = True
     else:
-        state.counts.unlabelled += 1
+        counts.unlabelled += 1
         if waiting is not None:
             waiting[event.id] = StoredPrediction(y_pred, dict(proba), version, event.ts)
             state.labels.waiting += 1
-    state.cost.predict.add(t1 - t0)
-    state.counts.predicted += 1
-    state.last_ts = event.ts if state.last_ts is None else max(state.last_ts, event.ts)
-    prediction = Prediction(
-        id=event.id,
-        ts=event.ts,
-        key=event.key,
-        y_pred=y_pred,
-        proba=dict(proba),
-        model_version=version,
-        emitted_at=now_ms,
-        y_true=event.label,
-    )
-    return StepOutput(prediction=prediction, report_due=_report_due(state, scored, report_every))
+    state.cost.predict.add(predict_seconds)
+    counts.predicted += 1
+    ts = event.ts
+    last_ts = state.last_ts
+    if last_ts is None or ts > last_ts:
+        state.last_ts = ts
+    prediction = Prediction(event.id, ts, event.key, y_pred, dict(proba), version, now_ms, label)
+    if scored and report_every > 0 and counts.scored % report_every == 0:
+        return StepOutput(prediction, None, True)
+    return StepOutput(prediction)
 
 
 def answer(

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any
 
 from stratiflow.records import Label, class_key
@@ -48,19 +49,28 @@ from stratiflow.records import Label, class_key
 LOG_LOSS_EPS = 1e-15
 
 
-def _log_loss_term(y_true: Label, proba: Mapping[Label, float]) -> float:
-    p = min(max(proba.get(y_true, 0.0), LOG_LOSS_EPS), 1.0 - LOG_LOSS_EPS)
+_LOG_LOSS_MAX = 1.0 - LOG_LOSS_EPS
+
+
+def log_loss_term(y_true: Label, proba: Mapping[Label, float]) -> float:
+    # min(max(p, eps), 1 - eps) spelled as comparisons (a NaN passes through, as there).
+    p = proba.get(y_true, 0.0)
+    if p < LOG_LOSS_EPS:
+        p = LOG_LOSS_EPS
+    elif p > _LOG_LOSS_MAX:
+        p = _LOG_LOSS_MAX
     return -math.log(p)
 
 
-def _add(table: dict[Any, float], key: Any, weight: float) -> None:
-    """Add ``weight`` to ``table[key]``, dropping the entry when it returns to 0."""
-    value = table.get(key, 0) + weight
-    if value == 0:
-        # Only the rolling window subtracts; its counts are exact integers.
-        del table[key]
-    else:
-        table[key] = value
+def score_bin(score: float, auc_bins: int) -> int:
+    """The histogram bin of a positive-class probability (NaN and <= 0: bin 0)."""
+    # `not > 0` also sends NaN to the lowest bin; the cap keeps int() finite.
+    if not score > 0.0:
+        return 0
+    if score > 1.0:
+        score = 1.0
+    b = int(score * auc_bins)
+    return b if b < auc_bins else auc_bins - 1
 
 
 def _auc(negatives: Mapping[int, float], positives: Mapping[int, float]) -> float | None:
@@ -121,24 +131,20 @@ class _MetricSet:
         self._hist: tuple[dict[int, float], dict[int, float]] = ({}, {})
         self._unit = 1.0
 
-    def _auc_bin(self, proba: Mapping[Label, float]) -> int:
+    def auc_bin(self, proba: Mapping[Label, float]) -> int:
+        """The histogram bin of the positive class's probability (0 without one)."""
         if self.positive is None:
             return 0
-        score = proba.get(self.positive, 0.0)
-        # `not > 0` also sends NaN to the lowest bin; min() keeps int() finite.
-        score = min(score, 1.0) if score > 0.0 else 0.0
-        return min(int(score * self.auc_bins), self.auc_bins - 1)
+        return score_bin(proba.get(self.positive, 0.0), self.auc_bins)
 
-    def _tally(
-        self, y_true: Label, y_pred: Label, loss: float, auc_bin: int, weight: float
-    ) -> None:
-        row = self._cm.setdefault(y_true, {})
-        _add(row, y_pred, weight)
-        if not row:
-            del self._cm[y_true]
-        self._loss += weight * loss
-        if self.positive is not None:
-            _add(self._hist[y_true == self.positive], auc_bin, weight)
+    def update(self, y_true: Label, y_pred: Label, proba: Mapping[Label, float]) -> None:
+        """Score one prediction against its label."""
+        self.add_terms(y_true, y_pred, log_loss_term(y_true, proba), self.auc_bin(proba))
+
+    def add_terms(self, y_true: Label, y_pred: Label, loss: float, auc_bin: int) -> None:
+        """Score one prediction from its :func:`log_loss_term` and :meth:`auc_bin`
+        (what :meth:`update` computes from ``proba``)."""
+        raise NotImplementedError
 
     def _count(self, stored: float) -> int | float:
         """A stored count as reported: an int, except for fading weights."""
@@ -259,10 +265,18 @@ class CumulativeMetrics(_MetricSet):
     def __init__(self, positive: Label | None = None, auc_bins: int = 1000) -> None:
         super().__init__(positive, auc_bins)
 
-    def update(self, y_true: Label, y_pred: Label, proba: Mapping[Label, float]) -> None:
-        """Score one prediction against its label."""
-        auc_bin = self._auc_bin(proba)
-        self._tally(y_true, y_pred, _log_loss_term(y_true, proba), auc_bin, 1)
+    def add_terms(self, y_true: Label, y_pred: Label, loss: float, auc_bin: int) -> None:
+        # Weight 1 each: counts only grow, so no entry is ever dropped.
+        cm = self._cm
+        row = cm.get(y_true)
+        if row is None:
+            row = cm[y_true] = {}
+        row[y_pred] = row.get(y_pred, 0) + 1
+        self._loss += loss
+        positive = self.positive
+        if positive is not None:
+            hist = self._hist[y_true == positive]
+            hist[auc_bin] = hist.get(auc_bin, 0) + 1
 
 
 class RollingMetrics(_MetricSet):
@@ -289,17 +303,46 @@ class RollingMetrics(_MetricSet):
 
     def update(self, y_true: Label, y_pred: Label, proba: Mapping[Label, float]) -> None:
         """Score one prediction, forgetting the oldest once the window is full."""
-        auc_bin = self._auc_bin(proba)
-        item = (y_true, y_pred, _log_loss_term(y_true, proba), auc_bin)
-        self._items.append(item)
-        self._tally(*item, 1)
-        if len(self._items) > self.window:
-            self._tally(*self._items.popleft(), -1)
+        self.add_terms(y_true, y_pred, log_loss_term(y_true, proba), self.auc_bin(proba))
+
+    def add_terms(self, y_true: Label, y_pred: Label, loss: float, auc_bin: int) -> None:
+        # Add the new item; then subtract the evicted one, dropping counts that reach 0
+        # (they are exact integers) so the class set is the window's.
+        items = self._items
+        items.append((y_true, y_pred, loss, auc_bin))
+        cm = self._cm
+        row = cm.get(y_true)
+        if row is None:
+            row = cm[y_true] = {}
+        row[y_pred] = row.get(y_pred, 0) + 1
+        self._loss += loss
+        positive = self.positive
+        if positive is not None:
+            hist = self._hist[y_true == positive]
+            hist[auc_bin] = hist.get(auc_bin, 0) + 1
+        if len(items) > self.window:
+            old_true, old_pred, old_loss, old_bin = items.popleft()
+            row = cm[old_true]
+            count = row[old_pred] - 1
+            if count:
+                row[old_pred] = count
+            else:
+                del row[old_pred]
+                if not row:
+                    del cm[old_true]
+            self._loss -= old_loss
+            if positive is not None:
+                hist = self._hist[old_true == positive]
+                count = hist[old_bin] - 1
+                if count:
+                    hist[old_bin] = count
+                else:
+                    del hist[old_bin]
             self._evicted += 1
             if self._evicted % self.window == 0:
                 # Adding and subtracting floats drifts; a fresh exact sum once
                 # per window keeps the drift bounded at O(1) amortised cost.
-                self._loss = math.fsum(item[2] for item in self._items)
+                self._loss = math.fsum(map(itemgetter(2), items))
 
     @property
     def n(self) -> int:
@@ -342,13 +385,15 @@ class FadingMetrics(_MetricSet):
 
     def update(self, y_true: Label, y_pred: Label, proba: Mapping[Label, float]) -> None:
         """Score one prediction; older ones fade by ``alpha``."""
+        self.add_terms(y_true, y_pred, log_loss_term(y_true, proba), self.auc_bin(proba))
+
+    def add_terms(self, y_true: Label, y_pred: Label, loss: float, auc_bin: int) -> None:
         weight = self._unit / self.alpha if self._unit else 1.0
         if weight > self.renormalise_above:
             self._rescale(1.0 / weight)
             weight = 1.0
         self._unit = weight
-        auc_bin = self._auc_bin(proba)
-        self._tally(y_true, y_pred, _log_loss_term(y_true, proba), auc_bin, weight)
+        self._tally(y_true, y_pred, loss, auc_bin, weight)
 
     def _rescale(self, factor: float) -> None:
         # Entries that underflow to 0.0 are kept: their classes stay in the set.

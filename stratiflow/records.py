@@ -185,9 +185,14 @@ def class_key(label: Label) -> str:
     return str(label)
 
 
+#: What ``json.dumps(record, separators=(",", ":"), allow_nan=False, ensure_ascii=False)``
+#: builds for every call; an encoder keeps no state between ``encode`` calls.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
 def to_json(record: Mapping[str, Any]) -> str:
     """Compact JSON; NaN/Infinity are refused because JSON has no such numbers."""
-    return json.dumps(record, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    return _ENCODER.encode(record)
 
 
 def to_json_bytes(record: Mapping[str, Any]) -> bytes:

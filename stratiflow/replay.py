@@ -115,12 +115,20 @@ def replay(
             result.stats.append(stats)
             aligner_of(key).add_batch(batch)
 
+    states, waiting = result.states, result.waiting
+    predictions, dead_letters, reports = result.predictions, result.dead_letters, result.reports
+
     def run(item: Item) -> None:
-        state = state_of(item.key)
-        emitted: Emitted = handle(state, item, result.waiting[item.key], cfg, now_ms=now_ms)
-        result.predictions += emitted.predictions
-        result.dead_letters += emitted.dead_letters
-        result.reports += emitted.reports
+        key = item.key
+        state = states.get(key)
+        if state is None:
+            state = state_of(key)
+        emitted: Emitted = handle(state, item, waiting[key], cfg, now_ms=now_ms)
+        predictions.extend(emitted.predictions)
+        if emitted.dead_letters:
+            dead_letters.extend(emitted.dead_letters)
+        if emitted.reports:
+            reports.extend(emitted.reports)
 
     def release(to: int) -> None:
         for aligner in aligners.values():
@@ -153,6 +161,9 @@ def replay(
             items = join.on_event(record) if isinstance(record, Event) else join.on_label(record)
         else:
             assert isinstance(record, Event), "label records need labels.source other than none"
+            if not sampled:
+                run(record)
+                continue
             items = [record]
         for item in items:
             if sampled:

@@ -61,13 +61,14 @@ class QuantileSketch:
 
     def add(self, x: float) -> None:
         """Count one value; negative or NaN values raise ``ValueError``."""
-        if not x >= 0.0:
-            raise ValueError(f"QuantileSketch takes non-negative values, got {x}")
-        if x < MIN_VALUE:
-            self.zeros += 1
-        else:
+        if x >= MIN_VALUE:
             i = math.ceil(math.log(x) / self._log_gamma)
-            self.buckets[i] = self.buckets.get(i, 0) + 1
+            buckets = self.buckets
+            buckets[i] = buckets.get(i, 0) + 1
+        elif x >= 0.0:
+            self.zeros += 1
+        else:  # negative or NaN
+            raise ValueError(f"QuantileSketch takes non-negative values, got {x}")
         self.count += 1
         self.total += x
         if x > self.max:

@@ -113,9 +113,13 @@ def _learn_one(model: Any, x: dict[str, Any], y: Label) -> LearnResult:
     try:
         model.learn_one(x, y)
     except Exception as exc:  # River raises assorted errors on odd inputs; counted, not fatal
-        error = f"{type(exc).__name__}: {str(exc)[:300]}"
-        return LearnResult(0, 1, [], time.perf_counter() - t0, batch=False, error=error)
+        return LearnResult(0, 1, [], time.perf_counter() - t0, batch=False, error=learn_error(exc))
     return LearnResult(1, 0, [y], time.perf_counter() - t0, batch=False)
+
+
+def learn_error(exc: Exception) -> str:
+    """How a failed ``learn_one`` is described (``LearnResult.error``)."""
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def supports_learn_many(model: Any) -> bool:

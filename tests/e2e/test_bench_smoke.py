@@ -1,0 +1,42 @@
+"""A short `make bench` run: the harness measures all three contestants on the same
+events and the job's predictions equal bare River's. Nothing here is timed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from stratiflow.local.procs import free_port, job_environ
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_benchmark_harness_runs_end_to_end_and_the_job_matches_bare_river(tmp_path):
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "benchmarks/bench.py", "--events", "2000", "--variants", "base"]
+    command += [
+        "--port",
+        str(free_port()),
+        "--instance",
+        "bench-smoke",
+        "--work",
+        str(tmp_path / "work"),
+        "--out",
+        str(out),
+    ]
+    command += ["--latency", "--latency-seconds", "3", "--run-timeout", "300"]
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=job_environ(), capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    (run,) = results["runs"]
+    assert run["complete"] and run["stratiflow"]["distinct_ids"] == 2000
+    assert run["max_p_true_difference"] == 0.0  # the same model, step for step
+    assert run["bare_river"]["eps"] > 0 and run["kafka_loop"]["steady_eps"] > 0
+    assert run["stratiflow"]["steady_eps"] > 0 and run["stratiflow"]["peak_rss_mb"] > 0
+    latency = results["latency"]
+    assert latency["sent"] > 0 and latency["answered"] == latency["sent"]
+    assert latency["p50_ms"] is not None and latency["p99_ms"] >= latency["p50_ms"]
