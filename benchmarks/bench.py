@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +276,8 @@ class TreeSampler:
         self.pid, self.every, self.descendants = pid, every, descendants
         self.peak_mb = 0.0
         self.python_workers = 0
+        #: Latest CPU seconds (user + system) of every process seen, by pid: (kind, seconds).
+        self.cpu: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -286,11 +288,43 @@ class TreeSampler:
             self.peak_mb = max(self.peak_mb, sum(rss_mb(p) for p in pids))
             workers = sum(1 for p in pids if _is_python_worker(p))
             self.python_workers = max(self.python_workers, workers)
+            for p in pids:
+                seconds = _cpu_seconds(p)
+                if seconds is not None:
+                    self.cpu[p] = (_kind(p), seconds)
             self._stop.wait(self.every)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        """CPU seconds the tree used, by process kind (sampled: the last 0.5 s may be missing)."""
+        totals: dict[str, float] = {}
+        for kind, seconds in self.cpu.values():
+            totals[kind] = round(totals.get(kind, 0.0) + seconds, 1)
+        return totals
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _kind(pid: int) -> str:
+    """jvm (MiniCluster: sources, shuffles, sinks, Beam runner), python worker, or driver."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "other"
+    if args and args[0].endswith(b"java"):
+        return "jvm"
+    if any(b"pyflink.fn_execution" in a for a in args):
+        return "python_worker"
+    return "driver"
 
 
 def _is_python_worker(pid: int) -> bool:
@@ -330,6 +364,7 @@ def run_child(command: list[str], timeout: float, env: dict[str, str] | None = N
         "total_s": round(time.time() - started, 2),
         "peak_rss_mb": round(sampler.peak_mb, 1),
         "python_workers": sampler.python_workers,
+        "cpu_s": sampler.cpu_by_kind(),
     }
 
 
@@ -547,6 +582,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     chosen = [v for v in VARIANTS if not args.variants or v.name in args.variants]
+    extra = dict(item.split("=", 1) for item in args.set)
+    chosen = [replace(v, overrides={**v.overrides, **extra}) for v in chosen]
     bootstrap = start_broker(args.port, args.instance)
     topics: dict[tuple[str, int], tuple[str, Path]] = {}
     results: dict[str, Any] = {
@@ -641,7 +678,8 @@ def table(results: dict[str, Any]) -> str:
     ]
     for row in results["runs"]:
         if "error" in row:
-            lines.append(f"| {row['variant']} | failed: {row['error'][:80]} |||||||| ")
+            why = row["error"].split("] ", 1)[-1].rstrip(":")  # drop the command line
+            lines.append(f"| {row['variant']} | failed: {why} | | | | | | | |")
             continue
         job, loop = row["stratiflow"], row["kafka_loop"] or {}
         lines.append(
@@ -685,6 +723,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-share", type=float, default=0.5)
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--readme", action="store_true", help="write the README table")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="PATH=VALUE", help="config for every run"
+    )
     parser.add_argument(
         "--run-timeout", type=float, default=900, help="seconds one stratiflow run may take"
     )

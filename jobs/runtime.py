@@ -14,6 +14,8 @@ from stratiflow.kafka_io import secret_environ
 from stratiflow.local.paths import local_paths
 from stratiflow.preflight import PreflightError, check_jars
 
+#: PyFlink's switch between Python workers in the client process and worker processes.
+LOOPBACK_SWITCH = "_python_worker_execution_mode"
 #: ``python.fn-execution.bundle.time`` unless ``job.flink`` says otherwise (ms).
 BUNDLE_TIME_MS = 100
 
@@ -58,6 +60,12 @@ def create_env(
             # which the JVM must have when Configuration() starts it.
             paths = [*site.getsitepackages(), os.environ.get("PYTHONPATH", "")]
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    if embedded:
+        # PyFlink runs a MiniCluster's Python operators inside this (the client) process
+        # ("loopback") unless told otherwise: every operator and subtask then shares one
+        # GIL with py4j and gRPC, and parallelism 2 is no faster than 1. A worker process
+        # per task, as on a real cluster, is.
+        os.environ.setdefault(LOOPBACK_SWITCH, "process")
     config = Configuration()
     config.set_string("python.execution-mode", cfg.job.python_execution_mode)
     if embedded:
