@@ -40,8 +40,7 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
     env = create_env(cfg, embedded=True)
     limit = cfg.validation.max_payload_bytes
     rows = [
-        raw_row(str(events), 0, n, 0, None, line, max_payload_bytes=limit)
-        for n, line in jsonl_lines(events)
+        raw_row(str(events), 0, n, line, max_payload_bytes=limit) for n, line in jsonl_lines(events)
     ]
     raw = (
         env.from_collection(rows, type_info=KEYED_RAW_RECORD)

@@ -12,12 +12,13 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from operators.labels import KeyedLabelJoin, map_state
 from operators.parse import RawParser
+from operators.raw import unpack
 from operators.tags import DEAD_LETTERS, END_OF_INPUT, METRICS
 from stratiflow.alignment import END_OF_TIME, EventTimeAligner
 from stratiflow.config import Config
 from stratiflow.keyed import Item, final_report, handle
 from stratiflow.learner import ModelState
-from stratiflow.records import DeadLetter, Event, Rejection, SourceRef, to_json
+from stratiflow.records import DeadLetter, Event, Rejection, to_json
 from stratiflow.sampling import TrainingBatch
 
 
@@ -127,8 +128,7 @@ class ModelOperator(KeyedProcessFunction):
 
     @staticmethod
     def _misrouted(value: Any, key: str, routed: str) -> str:
-        source = SourceRef(value.topic, value.partition, value.offset)
-        raw = bytes(value.value) if value.value is not None else None
+        source, raw = unpack(value)
         why = Rejection("invalid_event", f"keyed as {routed!r} but its key is {key!r}")
         return to_json(DeadLetter.of(why, raw, source, at=_now_ms()).to_dict())
 

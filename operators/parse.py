@@ -9,11 +9,11 @@ from typing import Any
 
 from pyflink.datastream import ProcessFunction
 
-from operators.raw import raw_of
+from operators.raw import raw_of, unpack
 from operators.tags import DEAD_LETTERS
 from stratiflow.config import Config
 from stratiflow.learner import build_model, label_policy
-from stratiflow.records import DeadLetter, Event, LabelRecord, Rejection, SourceRef, to_json
+from stratiflow.records import DeadLetter, Event, LabelRecord, Rejection, to_json
 from stratiflow.validate import Limits, parse_event
 
 
@@ -39,8 +39,7 @@ class RawParser:
 
     def parse(self, value: Any) -> Event | LabelRecord | str:
         """The record, or the JSON of its dead letter (reason, raw bytes, where it came from)."""
-        source = SourceRef(value.topic, value.partition, value.offset)
-        raw = bytes(value.value) if value.value is not None else None
+        source, raw = unpack(value)
         now = int(time.time() * 1000)
         limits = self.limits
         if self.cfg.validation.max_future_ms:
@@ -54,7 +53,7 @@ class RawParser:
                 labels=self.cfg.labels.source != "none",
                 rules=self.cfg.validation,
             )
-            labels_only = self.labels_only or value.topic == self.labels_topic
+            labels_only = self.labels_only or source.topic == self.labels_topic
             if labels_only and isinstance(result, Event):
                 result = Rejection(
                     "not_a_label",

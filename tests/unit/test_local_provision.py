@@ -119,7 +119,8 @@ def test_jar_is_written_without_the_jar_tool(
 
 def test_java_sources_are_packaged() -> None:
     names = {p.name for p in provision.java_sources()}
-    assert {"ExplicitOffsets.java", "RawRecordDeserializationSchema.java"} <= names
+    assert {"ExplicitOffsets.java", "KeyedRawRecordDeserializationSchema.java"} <= names
+    assert "ModelKeys.java" in names
 
 
 def test_local_tooling_never_imports_pyflink() -> None:
