@@ -257,23 +257,13 @@ def worker_kafka_loop(
 # -- measuring child processes --------------------------------------------------------------
 
 
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 class TreeSampler:
     """Peak summed RSS of a process tree, and which kinds of process it had."""
 
     def __init__(self, pid: int, every: float = 0.5) -> None:
-        from stratiflow.local.procs import descendants
+        from stratiflow.local.procs import descendants, rss_mb
 
-        self.pid, self.every, self.descendants = pid, every, descendants
+        self.pid, self.every, self.descendants, self.rss_mb = pid, every, descendants, rss_mb
         self.peak_mb = 0.0
         self.python_workers = 0
         #: Latest CPU seconds (user + system) of every process seen, by pid: (kind, seconds).
@@ -285,7 +275,7 @@ class TreeSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             pids = [self.pid, *self.descendants(self.pid)]
-            self.peak_mb = max(self.peak_mb, sum(rss_mb(p) for p in pids))
+            self.peak_mb = max(self.peak_mb, sum(self.rss_mb(p) for p in pids))
             workers = sum(1 for p in pids if _is_python_worker(p))
             self.python_workers = max(self.python_workers, workers)
             for p in pids:

@@ -77,18 +77,13 @@ class Evaluation:
         loss = log_loss_term(y_true, proba)
         auc_bin = 0 if positive is None else score_bin(proba.get(positive, 0.0), bins)
         cumulative.add_terms(y_true, y_pred, loss, auc_bin)
-        rolling = self.rolling
-        if rolling is not None:
-            if rolling.positive is positive and rolling.auc_bins == bins:
-                rolling.add_terms(y_true, y_pred, loss, auc_bin)
+        for view in (self.rolling, self.fading):
+            if view is None:
+                continue
+            if view.positive is positive and view.auc_bins == bins:
+                view.add_terms(y_true, y_pred, loss, auc_bin)
             else:
-                rolling.update(y_true, y_pred, proba)
-        fading = self.fading
-        if fading is not None:
-            if fading.positive is positive and fading.auc_bins == bins:
-                fading.add_terms(y_true, y_pred, loss, auc_bin)
-            else:
-                fading.update(y_true, y_pred, proba)
+                view.update(y_true, y_pred, proba)
 
     def report(self, model: Any, probe: tuple[Mapping[str, Any], ...]) -> dict[str, Any]:
         """The metric views and the stability section, as reported now."""

@@ -146,6 +146,19 @@ class _MetricSet:
         (what :meth:`update` computes from ``proba``)."""
         raise NotImplementedError
 
+    def _count_one(self, y_true: Label, y_pred: Label, loss: float, auc_bin: int) -> None:
+        """Tally one prediction with weight 1 (the cumulative and rolling views)."""
+        cm = self._cm
+        row = cm.get(y_true)
+        if row is None:
+            row = cm[y_true] = {}
+        row[y_pred] = row.get(y_pred, 0) + 1
+        self._loss += loss
+        positive = self.positive
+        if positive is not None:
+            hist = self._hist[y_true == positive]
+            hist[auc_bin] = hist.get(auc_bin, 0) + 1
+
     def _count(self, stored: float) -> int | float:
         """A stored count as reported: an int, except for fading weights."""
         return int(stored)
@@ -267,16 +280,7 @@ class CumulativeMetrics(_MetricSet):
 
     def add_terms(self, y_true: Label, y_pred: Label, loss: float, auc_bin: int) -> None:
         # Weight 1 each: counts only grow, so no entry is ever dropped.
-        cm = self._cm
-        row = cm.get(y_true)
-        if row is None:
-            row = cm[y_true] = {}
-        row[y_pred] = row.get(y_pred, 0) + 1
-        self._loss += loss
-        positive = self.positive
-        if positive is not None:
-            hist = self._hist[y_true == positive]
-            hist[auc_bin] = hist.get(auc_bin, 0) + 1
+        self._count_one(y_true, y_pred, loss, auc_bin)
 
 
 class RollingMetrics(_MetricSet):
@@ -310,17 +314,9 @@ class RollingMetrics(_MetricSet):
         # (they are exact integers) so the class set is the window's.
         items = self._items
         items.append((y_true, y_pred, loss, auc_bin))
-        cm = self._cm
-        row = cm.get(y_true)
-        if row is None:
-            row = cm[y_true] = {}
-        row[y_pred] = row.get(y_pred, 0) + 1
-        self._loss += loss
-        positive = self.positive
-        if positive is not None:
-            hist = self._hist[y_true == positive]
-            hist[auc_bin] = hist.get(auc_bin, 0) + 1
+        self._count_one(y_true, y_pred, loss, auc_bin)
         if len(items) > self.window:
+            cm, positive = self._cm, self.positive
             old_true, old_pred, old_loss, old_bin = items.popleft()
             row = cm[old_true]
             count = row[old_pred] - 1

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from stratiflow.local import procs, s3server
 from stratiflow.local.errors import LocalInfraError, PortInUseError
@@ -106,18 +105,6 @@ def _paths(paths: LocalPaths | None) -> LocalPaths:
     return paths or local_paths()
 
 
-def _read_state(pid_file: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(pid_file.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("pid"), int):
-        return None
-    if not isinstance(data.get("port"), int):
-        return None
-    return data
-
-
 def _is_our_broker(pid: int, port: int) -> bool:
     """Is ``pid`` alive and the Tansu process we started on ``port``?
 
@@ -139,7 +126,7 @@ def status(instance: str = "default", paths: LocalPaths | None = None) -> Broker
     """
     p = _paths(paths)
     pid_file = p.broker_pid_file(instance)
-    state = _read_state(pid_file)
+    state = procs.read_pid_state(pid_file)
     if state is None:
         if pid_file.exists():
             pid_file.unlink(missing_ok=True)
@@ -179,7 +166,7 @@ def bootstrap_servers(instance: str = "default", paths: LocalPaths | None = None
 
 def _other_instance_on(port: int, p: LocalPaths) -> str | None:
     for pid_file in sorted(p.run_dir.glob("broker-*.json")):
-        state = _read_state(pid_file)
+        state = procs.read_pid_state(pid_file)
         if state and state["port"] == port and _is_our_broker(state["pid"], port):
             return pid_file.stem.removeprefix("broker-")
     return None

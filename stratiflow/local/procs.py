@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from stratiflow.local.errors import LocalInfraError, PortInUseError
 
@@ -146,6 +148,30 @@ def cmdline(pid: int) -> list[str] | None:
     except OSError:
         return None
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def read_pid_state(pid_file: Path) -> dict[str, Any] | None:
+    """The JSON state file of a process we started, if it names an int ``pid`` and ``port``."""
+    try:
+        data = json.loads(pid_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if not isinstance(data.get("pid"), int) or not isinstance(data.get("port"), int):
+        return None
+    return data
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` in MB (0 when it is gone or there is no /proc)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def descendants(pid: int) -> list[int]:

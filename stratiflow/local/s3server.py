@@ -27,7 +27,6 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from stratiflow.local import procs, provision
 from stratiflow.local.errors import LocalInfraError
@@ -153,18 +152,6 @@ def _paths(paths: LocalPaths | None) -> LocalPaths:
     return paths or local_paths()
 
 
-def _read_state(pid_file: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(pid_file.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    if not isinstance(data.get("pid"), int) or not isinstance(data.get("port"), int):
-        return None
-    return data
-
-
 def _is_our_server(pid: int, port: int) -> bool:
     """Is ``pid`` alive and the moto server we started on ``port``? (PIDs are reused.)"""
     if not procs.pid_alive(pid):
@@ -180,7 +167,7 @@ def status(instance: str = "default", paths: LocalPaths | None = None) -> S3Info
     is removed)."""
     p = _paths(paths)
     pid_file = p.s3_pid_file(instance)
-    state = _read_state(pid_file)
+    state = procs.read_pid_state(pid_file)
     if state is None or not _is_our_server(state["pid"], state["port"]):
         pid_file.unlink(missing_ok=True)
         return None

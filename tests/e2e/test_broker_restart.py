@@ -30,7 +30,7 @@ from stratiflow.records import to_json_bytes
 from stratiflow.sources import river_events
 from tests.e2e.cli import run_cli, write_config
 from tests.e2e.conftest import KEEP_LOGS, BrokerHandle, FlinkHandle
-from tests.e2e.test_chaos import START_TS, count, record_result, rest, wait_for
+from tests.e2e.test_chaos import START_TS, count, record_result, rest, send_paced, wait_for
 from tests.helpers import topic_values
 
 pytestmark = pytest.mark.e2e
@@ -125,13 +125,7 @@ def test_broker_killed_mid_stream_restarts_on_its_storage_and_the_job_recovers(
         rate = max(N / 20, 300)
 
         def produce(first: int, last: int) -> None:
-            start = time.monotonic()
-            for i in range(first, last):
-                delay = start + (i - first) / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                send(i)
-                sent[0] = i + 1
+            send_paced(send, first, last, rate, sent)
             producer.flush()
 
         warmup = min(200, N // 10)

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 
 from stratiflow import kafka_io
 from stratiflow.local import flink as local_flink
-from stratiflow.local.procs import descendants, free_port
+from stratiflow.local.procs import descendants, free_port, rss_mb
 from stratiflow.records import to_json_bytes
 from stratiflow.sources import river_events
 from tests.e2e.cli import run_cli, write_config
@@ -70,6 +71,19 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.5) -> float:
     return time.monotonic() - start
 
 
+def send_paced(
+    send: Callable[[int], None], first: int, last: int, rate: float, sent: list[int]
+) -> None:
+    """``send(i)`` for i in [first, last) at ``rate`` per second; ``sent[0]`` follows along."""
+    start = time.monotonic()
+    for i in range(first, last):
+        delay = start + (i - first) / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        send(i)
+        sent[0] = i + 1
+
+
 def record_result(row: dict[str, Any]) -> None:
     if not RESULTS:
         return
@@ -109,14 +123,11 @@ def test_taskmanager_killed_mid_stream_recovers_from_its_checkpoint(
     producer = kafka_io.producer(broker.bootstrap)
     sent = [0]
 
+    def send(i: int) -> None:
+        producer.send(f"{prefix}-events", key=b"default", value=to_json_bytes(events[i]))
+
     def produce(first: int, last: int) -> None:
-        start = time.monotonic()
-        for i in range(first, last):
-            delay = start + (i - first) / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            producer.send(f"{prefix}-events", key=b"default", value=to_json_bytes(events[i]))
-            sent[0] = i + 1
+        send_paced(send, first, last, rate, sent)
         producer.flush()
 
     # A first slice, until the job is seen predicting; then the rest at a steady rate.
@@ -252,16 +263,6 @@ def test_stop_with_savepoint_and_resume_an_upgraded_job_with_the_same_model(
 
 SOAK_N = int(os.environ.get("STRATIFLOW_SOAK_N", "20000"))
 SOAK_RESULTS = os.environ.get("STRATIFLOW_SOAK_RESULTS")
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 @pytest.mark.timeout(int(900 + SOAK_N / 200))  # ~1k events/s on this cluster, plus start-up

@@ -21,15 +21,6 @@ def paths(tmp_path: Path) -> LocalPaths:
     return LocalPaths(tmp_path)
 
 
-@pytest.fixture
-def fake_tansu(paths: LocalPaths) -> Path:
-    """An executable where the broker binary goes (never run by these tests)."""
-    paths.bin_dir.mkdir(parents=True)
-    paths.tansu.write_text("#!/bin/sh\nexit 99\n")
-    paths.tansu.chmod(0o755)
-    return paths.tansu
-
-
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

@@ -30,15 +30,6 @@ def paths(tmp_path: Path) -> LocalPaths:
 
 
 @pytest.fixture
-def fake_tansu(paths: LocalPaths) -> Path:
-    """An executable where the broker binary goes (never run by these tests)."""
-    paths.bin_dir.mkdir(parents=True)
-    paths.tansu.write_text("#!/bin/sh\nexit 99\n")
-    paths.tansu.chmod(0o755)
-    return paths.tansu
-
-
-@pytest.fixture
 def children() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
