@@ -25,7 +25,7 @@ from operators.connectors import events_source, string_sink
 from operators.labels import JoinLabels
 from operators.model import ModelOperator
 from operators.parse import ParseEvents
-from operators.raw import key_by_model_key
+from operators.raw import RAW_BATCH, RAW_RECORD, batch_by_model_key, key_by_model_key
 from operators.sampler import AllocateWindow, ClassReservoirs, class_stratum, event_time_watermarks
 from operators.tags import DEAD_LETTERS, METRICS, SAMPLING_STATS
 from stratiflow.config import Config, ConfigError, load_cli_config
@@ -141,16 +141,24 @@ def build_pipeline(
 
 
 def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None) -> PipelineOutputs:
-    """Without a sampler: key the raw records by model key, then one operator parses,
-    validates, joins labels, predicts and learns.
+    """Without a sampler: batch the raw records per model key in Java, key them, then
+    one operator parses, validates, joins labels, predicts and learns.
 
     Every hop between Python operators costs a pickle, a trip through the JVM and
     back, and a wake-up; this graph has one.
     """
+    batch_size, linger_ms = cfg.job.input_batch_size, cfg.job.input_batch_linger_ms
+    batched = batch_size > 1
+    if batched:
+        raw = batch_by_model_key(raw, batch_size, linger_ms)
+        if raw_labels is not None:
+            raw_labels = batch_by_model_key(raw_labels, batch_size, linger_ms)
     records = raw if raw_labels is None else raw.union(raw_labels)
-    keyed = key_by_model_key(records)
+    keyed = key_by_model_key(records, RAW_BATCH if batched else RAW_RECORD)
     scored = (
-        keyed.process(ModelOperator(cfg, raw_input=True), output_type=Types.STRING())
+        keyed.process(
+            ModelOperator(cfg, raw_input=True, batched=batched), output_type=Types.STRING()
+        )
         .uid("model")
         .name("model: parse, validate, join labels, predict, score, learn")
     )

@@ -48,9 +48,10 @@ class ModelOperator(KeyedProcessFunction):
     update policy still buffers and emits a final report per key.
     """
 
-    def __init__(self, cfg: Config, *, raw_input: bool = False) -> None:
+    def __init__(self, cfg: Config, *, raw_input: bool = False, batched: bool = False) -> None:
         self.cfg = cfg
         self.raw_input = raw_input
+        self.batched = batched
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(
@@ -74,22 +75,19 @@ class ModelOperator(KeyedProcessFunction):
             )
 
     def process_element(self, item: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
-        if self.raw_input:
-            record = self.parser.parse(item)
-            if isinstance(record, str):
-                yield DEAD_LETTERS, record
-                return
-            if record.key != ctx.get_current_key():  # model_key_of and the parser disagree: a bug
-                yield DEAD_LETTERS, self._misrouted(item, record.key, ctx.get_current_key())
-                return
-            if self.join is not None:
-                items: list[Item] = [*self.join.process(record)]
-            else:  # without the join the parser refuses label records
-                assert isinstance(record, Event)
-                items = [record]
-        else:
-            items = [item]
         key = ctx.get_current_key()
+        items: list[Item] = [item]
+        if self.raw_input:
+            items = []
+            # A batch is one key's raw records in arrival order (operators.raw.RAW_BATCH).
+            for raw in item if self.batched else (item,):
+                for one in self._parse_raw(raw, key):
+                    if isinstance(one, str):
+                        yield DEAD_LETTERS, one
+                    else:
+                        items.append(one)
+            if not items:  # only rejects: no model for a key that never had a valid record
+                return
         state: ModelState | None = self.state.value()
         if state is None:
             state = ModelState.new(self.cfg, key)
@@ -118,13 +116,33 @@ class ModelOperator(KeyedProcessFunction):
             return
         aligner: EventTimeAligner | None = self.held.value() if self.aligned else None
         if aligner is not None:
-            until = END_OF_TIME if timestamp == END_OF_INPUT else timestamp
+            # Release everything the watermark has reached, not only up to this timer:
+            # releasing to ``timestamp`` alone left the next held item's turn at or
+            # below the watermark, and Flink then finished the bundle (committing all
+            # held state) and fired one more timer for each distinct release time.
+            # Same items, same order: the aligner releases in one fixed order.
+            watermark = ctx.timer_service().current_watermark()
+            until = END_OF_TIME if timestamp == END_OF_INPUT else max(timestamp, watermark)
             for ready in aligner.release(until):
                 yield from self._run(state, ready)
             self._wait(aligner, ctx.timer_service())
         if timestamp == END_OF_INPUT:
             yield METRICS, to_json(final_report(state, self.cfg, now_ms=_now_ms()))
         self.state.update(state)
+
+    def _parse_raw(self, raw: Any, key: str) -> Iterator[Item | str]:
+        """Parse, validate and join one raw record: the items it gives the model, or
+        dead-letter JSON."""
+        record = self.parser.parse(raw)
+        if isinstance(record, str):
+            yield record
+        elif record.key != key:  # model_key_of and the parser disagree: a bug
+            yield self._misrouted(raw, record.key, key)
+        elif self.join is None:  # without the join the parser refuses label records
+            assert isinstance(record, Event)
+            yield record
+        else:
+            yield from self.join.process(record)
 
     @staticmethod
     def _misrouted(value: Any, key: str, routed: str) -> str:
@@ -133,12 +151,20 @@ class ModelOperator(KeyedProcessFunction):
         return to_json(DeadLetter.of(why, raw, source, at=_now_ms()).to_dict())
 
     def _wait(self, aligner: EventTimeAligner, timers: Any) -> None:
-        """Keep a timer at the next held item's turn; store what is still held."""
+        """Keep a timer at the next held item's turn; store what is still held.
+
+        Items up to the watermark have just been released, so ``due`` is beyond it:
+        the timer fires at a later watermark, never in a loop of bundles. A timer is
+        registered only when the turn changed (one registration per release time, not
+        per event); ``aligner.timer`` is checkpointed together with Flink's timers.
+        """
         due = aligner.next_due()
         if due is None:
             self.held.clear()
             return
-        timers.register_event_time_timer(due)  # same-time timers are deduplicated
+        if due != aligner.timer:
+            timers.register_event_time_timer(due)
+            aligner.timer = due
         self.held.update(aligner)
 
     def _run(self, state: ModelState, item: Item) -> Iterator[Any]:

@@ -23,6 +23,9 @@ RAW_RECORD = Types.TUPLE(
     [Types.STRING(), Types.INT(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())]
 )
 KEYED_RAW_RECORD = Types.ROW([Types.STRING(), RAW_RECORD])
+#: ``Row(model_key, [raw record, ...])``, what :func:`batch_by_model_key` emits; matches
+#: ``io.stratiflow.flink.RecordBatcher#producedType``.
+RAW_BATCH = Types.OBJECT_ARRAY(RAW_RECORD)
 
 
 def raw_of(row: Row) -> tuple[str, int, int, bytes | None]:
@@ -48,8 +51,32 @@ def raw_row(
     return Row(model_key_of(value, max_payload_bytes), (topic, partition, offset, value))
 
 
-def key_by_model_key(stream: DataStream) -> KeyedStream:
-    """Key a stream of keyed raw rows by their model key, with no Python key selector.
+def batch_by_model_key(stream: DataStream, max_records: int, linger_ms: int) -> DataStream:
+    """Group keyed raw rows into ``Row(model_key, [raw record, ...])`` batches, in Java.
+
+    ``io.stratiflow.flink.RecordBatcher`` runs chained to ``stream`` (same
+    parallelism, so per-key order is kept). It sends a key's batch when it holds
+    ``max_records``, ``linger_ms`` after its first record, and before every
+    watermark, checkpoint barrier and the end of input, so it holds no state.
+    The uid is derived from the input's, so savepoints stay compatible.
+    """
+    jvm = get_gateway().jvm
+    j_input = stream._j_data_stream
+    j_batched = (
+        j_input.transform(
+            f"batch by model key (<= {max_records}, {linger_ms} ms)",
+            jvm.io.stratiflow.flink.RecordBatcher.producedType(),
+            jvm.io.stratiflow.flink.RecordBatcher(max_records, linger_ms),
+        )
+        .setParallelism(j_input.getParallelism())
+        .uid(f"{j_input.getTransformation().getUid() or j_input.getId()}-batches")
+    )
+    return DataStream(j_batched)
+
+
+def key_by_model_key(stream: DataStream, value_type: Any = RAW_RECORD) -> KeyedStream:
+    """Key a stream of keyed raw rows (or batches) by their model key, with no Python
+    key selector.
 
     This is what PyFlink's ``key_by`` does after it has run a Python function to
     build ``Row(key, value)``; our sources already emit that shape.
@@ -58,4 +85,4 @@ def key_by_model_key(stream: DataStream) -> KeyedStream:
     j_keyed = stream._j_data_stream.keyBy(
         jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info()
     )
-    return KeyedStream(j_keyed, RAW_RECORD, stream)
+    return KeyedStream(j_keyed, value_type, stream)

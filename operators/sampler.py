@@ -22,7 +22,7 @@ from operators.tags import END_OF_INPUT, SAMPLING_STATS
 from stratiflow.alignment import END_OF_TIME
 from stratiflow.config import Config, SamplingSettings
 from stratiflow.records import Event, class_key, to_json
-from stratiflow.sampling import ClassSummary, ClassWindows, WindowAllocator
+from stratiflow.sampling import ClassSummary, ClassWindows, WindowAllocator, window_start
 
 _SEP = "\x1f"
 
@@ -70,9 +70,18 @@ class ClassReservoirs(KeyedProcessFunction):
             assert event.label is not None
             windows = ClassWindows(event.key, class_key(event.label), self.settings, self.seed)
         timers = ctx.timer_service()
+        # An open window already has its timer, and a late count above zero already
+        # has END_OF_INPUT's: register only on the first event of each (a registration
+        # is a message to the JVM; before, every event sent one).
+        opened = window_start(event.ts, windows.size) in windows.open
+        was_late = windows.late > 0
         fire = windows.offer(event, timers.current_watermark())
         # A late event is reported with the class's next window, or at end of input.
-        timers.register_event_time_timer(END_OF_INPUT if fire is None else fire)
+        if fire is None:
+            if not was_late:
+                timers.register_event_time_timer(END_OF_INPUT)
+        elif not opened:
+            timers.register_event_time_timer(fire)
         self.state.update(windows)
         return iter(())
 

@@ -24,6 +24,7 @@ same rule, so a backtest, a replayed Kafka topic and a live job agree.
 from __future__ import annotations
 
 import heapq
+import pickle
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -38,10 +39,15 @@ class EventTimeAligner:
 
     def __init__(self, max_out_of_orderness: int) -> None:
         self.delay = max_out_of_orderness + 1
-        # Events and the label join's outputs (anything with a ``ts``), in arrival order.
-        self.events: deque[tuple[int, Any]] = deque()
+        # Events and the label join's outputs (anything with a ``ts``), in arrival order,
+        # as [release, item, item pickled or None] (see __getstate__).
+        self.events: deque[list[Any]] = deque()
         self.batches: list[tuple[int, int, TrainingBatch]] = []
         self.horizon: int | None = None
+        #: The event-time timer its Flink operator has registered for :meth:`next_due`
+        #: and not yet seen fire (bookkeeping that rides along in the same state, so
+        #: the operator registers a timer only when the next turn changes).
+        self.timer: int | None = None
 
     def add_event(self, event: Any) -> int:
         """Queue an event (or a label outcome); returns the watermark it waits for
@@ -50,7 +56,7 @@ class EventTimeAligner:
         if self.horizon is not None and self.horizon > release:
             release = self.horizon  # never overtake an earlier event
         self.horizon = release
-        self.events.append((release, event))
+        self.events.append([release, event, None])
         return release
 
     def add_batch(self, batch: TrainingBatch) -> None:
@@ -77,3 +83,31 @@ class EventTimeAligner:
 
     def __len__(self) -> int:
         return len(self.events) + len(self.batches)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Each held item is pickled once, at the first pickle that holds it; its bytes are reused.
+
+        The Flink operator keeps the aligner in one ``ValueState``, which PyFlink
+        pickles whole at every bundle end while the key holds anything: an item
+        held across several bundles was pickled again at each (with dense event
+        time the aligner holds thousands of events). Bytes are copied, not pickled.
+        """
+        state = self.__dict__.copy()
+        packed = []
+        for entry in state.pop("events"):
+            if entry[2] is None:
+                entry[2] = pickle.dumps(entry[1], pickle.HIGHEST_PROTOCOL)
+            packed.append((entry[0], entry[2]))
+        state["packed_events"] = packed
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Aligners pickled before ``timer`` existed: no timer is known to be pending,
+        # so the operator registers one (a duplicate of an existing one is harmless).
+        state = {"timer": None, **state}
+        if "packed_events" in state:
+            packed = state.pop("packed_events")
+            state["events"] = deque([r, pickle.loads(b), b] for r, b in packed)
+        else:  # pickled before items were kept as bytes: (release, item) pairs
+            state["events"] = deque([r, item, None] for r, item in state["events"])
+        self.__dict__.update(state)

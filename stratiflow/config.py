@@ -56,6 +56,11 @@ class JobSettings:
     #: On failure, restart from the last checkpoint this many times, this long apart.
     restart_attempts: int = 10
     restart_delay_ms: int = 2_000
+    #: Without a sampler, records cross into Python in per-key batches of up to this
+    #: many (1: one at a time), each sent at the latest ``input_batch_linger_ms``
+    #: after its first record arrived (processing time).
+    input_batch_size: int = 256
+    input_batch_linger_ms: int = 5
     #: Flink configuration keys set on the job's environment, e.g.
     #: ``python.fn-execution.bundle.size``; they win over stratiflow's own settings.
     flink: Mapping[str, str] = field(default_factory=dict)
@@ -433,6 +438,14 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
     job = replace(
         job, restart_delay_ms=parse_duration_ms(job.restart_delay_ms, "job.restart_delay_ms")
     )
+    job = replace(
+        job,
+        input_batch_linger_ms=parse_duration_ms(
+            job.input_batch_linger_ms, "job.input_batch_linger_ms"
+        ),
+    )
+    if job.input_batch_size < 1:
+        raise ConfigError("job.input_batch_size", "must be at least 1 (1: no batching)")
     if not isinstance(job.flink, Mapping):
         raise ConfigError("job.flink", "must be a mapping of Flink configuration keys")
     job = replace(job, flink={str(k): _flink_value(v) for k, v in job.flink.items()})

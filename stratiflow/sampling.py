@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import pickle
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -97,8 +98,9 @@ class Reservoir:
         self.seen = 0
         self._key = seed.to_bytes(8, "big")
         # Max-heap on priority (stored negated); _order only breaks exact ties
-        # (events sharing an id).
-        self._heap: list[tuple[int, int, Any]] = []
+        # (events sharing an id). Entries are [-priority, -order, item, item pickled
+        # or None] (see __getstate__); the unique order means items are never compared.
+        self._heap: list[list[Any]] = []
         self._order = 0
 
     def priority(self, item_id: str) -> int:
@@ -110,16 +112,48 @@ class Reservoir:
         p = self.priority(item_id)
         self._order += 1
         if len(self._heap) < self.capacity:
-            heapq.heappush(self._heap, (-p, -self._order, item))
+            heapq.heappush(self._heap, [-p, -self._order, item, None])
         elif p < -self._heap[0][0]:
-            heapq.heapreplace(self._heap, (-p, -self._order, item))
+            heapq.heapreplace(self._heap, [-p, -self._order, item, None])
 
     def items(self) -> list[Any]:
         """The sample, smallest priority first."""
-        return [item for _, _, item in sorted(self._heap, reverse=True)]
+        return [entry[2] for entry in sorted(self._heap, reverse=True)]
 
     def __len__(self) -> int:
         return len(self._heap)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Each kept item is pickled once and its bytes reused by later pickles.
+
+        A Flink operator keeps its key's reservoirs in one ``ValueState``, pickled
+        whole at every bundle end in which the key saw an event, while a full
+        reservoir's items rarely change (bottom-k: the ``n``-th item enters with
+        probability ``capacity / n``): copying bytes instead of pickling events
+        again makes that write cheap.
+        """
+        heap = []
+        for entry in self._heap:
+            if entry[3] is None:
+                entry[3] = pickle.dumps(entry[2], pickle.HIGHEST_PROTOCOL)
+            heap.append((entry[0], entry[1], entry[3]))
+        return {
+            "capacity": self.capacity,
+            "seen": self.seen,
+            "_key": self._key,
+            "_order": self._order,
+            "packed_heap": heap,
+        }
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple):  # pickled before __getstate__: (None, slot values)
+            state = dict(state[1])
+            heap = [[p, o, item, None] for p, o, item in state.pop("_heap")]
+        else:
+            heap = [[p, o, pickle.loads(b), b] for p, o, b in state.pop("packed_heap")]
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._heap = heap
 
 
 #: The watermark at the end of a bounded input (Flink's Long.MAX_VALUE).
