@@ -82,9 +82,14 @@ VARIANTS = [
         what="python.execution-mode thread",
     ),
     Variant(
-        "bundle-1k",
-        overrides={"job.flink.python.fn-execution.bundle.size": 1000},
-        what="Python bundle size 1000 (default 100000)",
+        "input batch 1",
+        overrides={"job.input_batch_size": 1},
+        what="records cross into Python one at a time (default: per-key batches of 256)",
+    ),
+    Variant(
+        "bundle 20 ms",
+        overrides={"job.flink.python.fn-execution.bundle.time": 20},
+        what="Python bundles end every 20 ms (default 100 ms)",
     ),
     Variant(
         "micro-batch-32",
@@ -124,6 +129,19 @@ VARIANTS = [
 # -- events ---------------------------------------------------------------------------------
 
 
+#: Model key names. Flink places a key on a subtask by hashing it into one of 128 key
+#: groups, so two keys can share a subtask: "k0" and "k1" both land on subtask 0 of
+#: 2 (``KeyGroupRangeAssignment.assignKeyToParallelOperator(Row.of(key), 128, 2)``),
+#: which made "2 keys p2" a one-worker run. "k0" and "k2" land on subtasks 0 and 1.
+KEY_NAMES = ("k0", "k2")
+
+
+def key_name(i: int, keys: int) -> str:
+    """The model key of the ``i``-th event when ``keys`` keys take turns."""
+    slot = i % keys
+    return KEY_NAMES[slot] if keys <= len(KEY_NAMES) else f"k{slot}"
+
+
 def generate(stream: str, n: int, keys: int, seed: int = 42) -> list[dict[str, Any]]:
     """The benchmark's events, as the job's JSON contract; keys round-robin."""
     from river.datasets import synth
@@ -142,7 +160,7 @@ def generate(stream: str, n: int, keys: int, seed: int = 42) -> list[dict[str, A
                 "ts": START_TS + i,
                 "features": {str(k): _plain(v) for k, v in x.items()},
                 "label": _plain(y),
-                "key": f"k{i % keys}",
+                "key": key_name(i, keys),
             }
         )
     return events
@@ -153,7 +171,8 @@ def _plain(value: Any) -> Any:
 
 
 def events_file(stream: str, n: int, keys: int, work: Path) -> Path:
-    path = work / f"{stream}-{n}-{keys}keys.jsonl"
+    # "-v2": key names changed (KEY_NAMES); files cached under the old name are stale.
+    path = work / f"{stream}-{n}-{keys}keys-v2.jsonl"
     if not path.exists():
         with path.open("w") as out:
             for event in generate(stream, n, keys):
@@ -295,6 +314,13 @@ class TreeSampler:
             totals[kind] = round(totals.get(kind, 0.0) + seconds, 1)
         return totals
 
+    def worker_cpu(self) -> list[float]:
+        """CPU seconds of each Python worker, largest first: shows whether keys spread."""
+        return sorted(
+            (round(s, 1) for kind, s in self.cpu.values() if kind == "python_worker"),
+            reverse=True,
+        )
+
 
 def _cpu_seconds(pid: int) -> float | None:
     try:
@@ -355,6 +381,7 @@ def run_child(command: list[str], timeout: float, env: dict[str, str] | None = N
         "peak_rss_mb": round(sampler.peak_mb, 1),
         "python_workers": sampler.python_workers,
         "cpu_s": sampler.cpu_by_kind(),
+        "python_worker_cpu_s": sampler.worker_cpu(),
     }
 
 
