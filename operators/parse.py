@@ -46,7 +46,7 @@ class RawParser:
         limits = self.limits
         if self.cfg.validation.max_future_ms:
             # Rebuilt only when the millisecond changes: a dataclass replace per record
-            # was ~5 % of the worker's time, and the limits are a function of ``now``.
+            # was ~3 % of the per-record path, and the limits are a function of ``now``.
             if now != self._limits_at:
                 self._limits_at = now
                 self._dated_limits = replace(
