@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from stratiflow.sampling import END_OF_TIME, TrainingBatch
+from stratiflow.sampling import END_OF_TIME, TrainingBatch, pickled_once
 
 __all__ = ["END_OF_TIME", "EventTimeAligner"]
 
@@ -93,12 +93,9 @@ class EventTimeAligner:
         time the aligner holds thousands of events). Bytes are copied, not pickled.
         """
         state = self.__dict__.copy()
-        packed = []
-        for entry in state.pop("events"):
-            if entry[2] is None:
-                entry[2] = pickle.dumps(entry[1], pickle.HIGHEST_PROTOCOL)
-            packed.append((entry[0], entry[2]))
-        state["packed_events"] = packed
+        state["packed_events"] = [
+            (entry[0], pickled_once(entry, 1)) for entry in state.pop("events")
+        ]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -75,6 +75,19 @@ def window_start(ts: int, size_ms: int) -> int:
     return ts - ts % size_ms
 
 
+def pickled_once(entry: list[Any], item_at: int) -> bytes:
+    """The pickle of ``entry[item_at]``, made on first use and kept in ``entry[-1]``.
+
+    Held items (a reservoir's sample, an aligner's waiting events) sit in state that
+    PyFlink pickles whole at every bundle end; pickling each item once and copying
+    its bytes afterwards makes those writes cheap. The items must not change while
+    held.
+    """
+    if entry[-1] is None:
+        entry[-1] = pickle.dumps(entry[item_at], pickle.HIGHEST_PROTOCOL)
+    return entry[-1]
+
+
 class Reservoir:
     """A uniform sample of at most ``capacity`` items from a stream of any length.
 
@@ -132,11 +145,7 @@ class Reservoir:
         probability ``capacity / n``): copying bytes instead of pickling events
         again makes that write cheap.
         """
-        heap = []
-        for entry in self._heap:
-            if entry[3] is None:
-                entry[3] = pickle.dumps(entry[2], pickle.HIGHEST_PROTOCOL)
-            heap.append((entry[0], entry[1], entry[3]))
+        heap = [(entry[0], entry[1], pickled_once(entry, 2)) for entry in self._heap]
         return {
             "capacity": self.capacity,
             "seen": self.seen,

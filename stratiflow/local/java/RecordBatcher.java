@@ -25,9 +25,9 @@ import org.apache.flink.types.Row;
  *
  * <p>A key's batch is emitted when it holds {@code maxRecords}, when its oldest record has waited
  * {@code lingerMs} of processing time, before every watermark, before every checkpoint barrier
- * and when the input ends. So the operator keeps no state: nothing is buffered when a checkpoint
- * is taken, and a restore replays from the source's offsets as before. Chain it to the source
- * (same parallelism) so records reach it without serialization.
+ * and when the input ends ({@link #endInput}). So the operator keeps no state: nothing is
+ * buffered when a checkpoint is taken, and a restore replays from the source's offsets as before.
+ * Chain it to the source (same parallelism) so records reach it without serialization.
  */
 public final class RecordBatcher extends AbstractStreamOperator<Row>
         implements OneInputStreamOperator<Row, Row>, BoundedOneInput, ProcessingTimeCallback {
@@ -86,9 +86,8 @@ public final class RecordBatcher extends AbstractStreamOperator<Row>
             flushAll();
         } else if (!timerSet) {
             timerSet = true;
-            ProcessingTimeCallback self = this;
-            getProcessingTimeService()
-                    .registerTimer(getProcessingTimeService().getCurrentProcessingTime() + lingerMs, self);
+            long now = getProcessingTimeService().getCurrentProcessingTime();
+            getProcessingTimeService().registerTimer(now + lingerMs, this);
         }
     }
 
@@ -110,15 +109,10 @@ public final class RecordBatcher extends AbstractStreamOperator<Row>
         super.prepareSnapshotPreBarrier(checkpointId);
     }
 
+    /** End of a bounded input, or stop-with-savepoint with drain. */
     @Override
     public void endInput() throws Exception {
         flushAll();
-    }
-
-    @Override
-    public void finish() throws Exception {
-        flushAll();
-        super.finish();
     }
 
     private void flushAll() {
