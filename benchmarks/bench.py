@@ -306,12 +306,13 @@ class TreeSampler:
         while not self._stop.is_set():
             pids = [self.pid, *self.descendants(self.pid)]
             self.peak_mb = max(self.peak_mb, sum(self.rss_mb(p) for p in pids))
-            workers = sum(1 for p in pids if _is_python_worker(p))
+            kinds = {p: _kind(p) for p in pids}
+            workers = sum(1 for kind in kinds.values() if kind == "python_worker")
             self.python_workers = max(self.python_workers, workers)
-            for p in pids:
+            for p, kind in kinds.items():
                 seconds = _cpu_seconds(p)
                 if seconds is not None:
-                    self.cpu[p] = (_kind(p), seconds)
+                    self.cpu[p] = (kind, seconds)
             self._stop.wait(self.every)
 
     def stop(self) -> None:
@@ -342,25 +343,18 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 def _kind(pid: int) -> str:
-    """jvm (MiniCluster: sources, shuffles, sinks, Beam runner), python worker, or driver."""
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+    """jvm (MiniCluster: sources, shuffles, sinks, Beam runner), python_worker (a PyFlink
+    process-mode worker; thread mode runs Python inside the JVM), or driver."""
+    from stratiflow.local.procs import cmdline
+
+    args = cmdline(pid)
+    if args is None:
         return "other"
-    if args and args[0].endswith(b"java"):
+    if args and args[0].endswith("java"):
         return "jvm"
-    if any(b"pyflink.fn_execution" in a for a in args):
+    if any("pyflink.fn_execution" in a for a in args):
         return "python_worker"
     return "driver"
-
-
-def _is_python_worker(pid: int) -> bool:
-    """A PyFlink process-mode worker (thread mode runs Python inside the JVM instead)."""
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return any(b"pyflink.fn_execution" in a for a in args)
 
 
 def run_child(command: list[str], timeout: float, env: dict[str, str] | None = None) -> dict:
@@ -678,12 +672,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # Low-latency settings run at the same rates: a higher share of their own,
             # lower, throughput (see the "bundle 20 ms" row).
             tuned = replace(variant, overrides={**variant.overrides, **LOW_LATENCY})
+            measured = [(variant.name, variant)]
+            if args.latency_low:
+                measured.append((LOW_LATENCY_NAME, tuned))
             runs = []
             for share in args.latency_share:
                 rate = share * base["stratiflow"]["steady_eps"]
-                for label, which in ((variant.name, variant), (LOW_LATENCY_NAME, tuned)):
-                    if which is tuned and not args.latency_low:
-                        continue
+                for label, which in measured:
                     latency = measure_latency(which, bootstrap, rate, args.latency_seconds, work)
                     runs.append({"variant": label, "share": share, **latency})
                     print(f"latency ({label}) at {rate:.0f} ev/s: {latency}", flush=True)
