@@ -137,3 +137,51 @@ def test_detached_local_submit_runs_in_the_background(broker, tmp_path):
     assert not pid_alive(pid)
     predictions = topic_values(broker.bootstrap, f"detached-{tmp_path.name}-predictions")
     assert len(predictions) == 200
+
+
+def test_tombstones_and_bad_records_are_dead_lettered_through_the_batcher(broker, tmp_path):
+    """Records with no value (tombstones), bad JSON and oversized payloads, between good
+    events of two keys, all reach the dead-letter topic with their offsets; nothing is lost."""
+    import json
+
+    config = write_config(
+        tmp_path / "job.yaml",
+        broker.bootstrap,
+        f"bad-{tmp_path.name}",
+        job={"input_batch_size": 4},
+        validation={"max_payload_bytes": 2000},
+    )
+    import yaml
+
+    topics = yaml.safe_load(config.read_text())["topics"]
+    kafka_io.ensure_topics(broker.bootstrap, {topics["events"]: 1})
+    out = kafka_io.producer(broker.bootstrap, enable_idempotence=False)
+    bad = {3: None, 7: b"not json", 11: b"{" + b" " * 3000 + b"}", 12: None}
+    good = 0
+    for offset in range(20):
+        if offset in bad:
+            # A tombstone (no value) must carry a key; the job never reads Kafka keys.
+            out.send(topics["events"], value=bad[offset], key=b"tombstone")
+            continue
+        event = {
+            "id": f"e{offset}",
+            "ts": START_TS + offset,
+            "features": {"x": float(offset)},
+            "label": offset % 2 == 0,
+            "key": "a" if offset % 3 else "b",
+        }
+        out.send(topics["events"], value=json.dumps(event).encode())
+        good += 1
+    out.flush()
+    out.close()
+    run_cli("submit", "--config", str(config), "--bounded")
+    predictions = topic_values(broker.bootstrap, topics["predictions"])
+    letters = topic_values(broker.bootstrap, topics["dead_letters"])
+    assert len(predictions) == good == 16
+    assert {d["offset"]: d["reason"] for d in letters} == {
+        3: "empty_payload",
+        7: "invalid_json",
+        11: "payload_too_large",
+        12: "empty_payload",
+    }
+    assert all(d["topic"] == topics["events"] and d["partition"] == 0 for d in letters)

@@ -22,6 +22,8 @@ public final class KeyedRawRecordDeserializationSchema
         implements KafkaRecordDeserializationSchema<Row> {
     private static final long serialVersionUID = 1L;
 
+    private static final byte[] NO_VALUE = new byte[0];
+
     private final int maxPayloadBytes;
 
     public KeyedRawRecordDeserializationSchema(int maxPayloadBytes) {
@@ -30,8 +32,11 @@ public final class KeyedRawRecordDeserializationSchema
 
     @Override
     public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<Row> out) {
+        // Tuple fields cannot be null (copying or serializing one throws), so a record with
+        // no value (a tombstone) travels as an empty value: both become empty_payload.
+        byte[] value = record.value() == null ? NO_VALUE : record.value();
         Tuple4<String, Integer, Long, byte[]> raw =
-                Tuple4.of(record.topic(), record.partition(), record.offset(), record.value());
+                Tuple4.of(record.topic(), record.partition(), record.offset(), value);
         out.collect(Row.of(ModelKeys.of(record.value(), maxPayloadBytes), raw));
     }
 
