@@ -1,0 +1,38 @@
+"""The benchmark's live producer and backlog check (benchmarks/bench.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from benchmarks.bench import _keeps_up, _Template, generate
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+
+    def send(self, topic: str, *, value: bytes, key: bytes) -> None:
+        self.sent.append((topic, value, key))
+
+
+def test_a_template_sends_the_event_with_its_new_id_and_the_produce_time():
+    event = generate("agrawal", 3, keys=2)[1]
+    out = _Recorder()
+    before = int(time.time() * 1000)
+    _Template(event).send(out, "live", "live-7")
+    after = int(time.time() * 1000)
+    ((topic, value, key),) = out.sent
+    sent = json.loads(value)
+    assert topic == "live" and key == event["key"].encode()
+    assert sent["id"] == "live-7" and before <= sent["ts"] <= after
+    assert {k: v for k, v in sent.items() if k not in ("id", "ts")} == {
+        k: v for k, v in event.items() if k not in ("id", "ts")
+    }
+
+
+def test_a_run_keeps_up_unless_its_last_third_waits_clearly_longer():
+    assert _keeps_up(100.0, 150.0)
+    assert _keeps_up(20.0, 80.0)  # +50 ms of slack for short latencies
+    assert not _keeps_up(100.0, 400.0)
+    assert not _keeps_up(None, 100.0)
