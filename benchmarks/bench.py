@@ -534,14 +534,16 @@ def measure_latency(
     config = work / f"job-{run}.yaml"
     config.write_text(yaml.safe_dump(cfg))
     sets = [f"--set={k}={v}" for k, v in variant.overrides.items()]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jobs.train_predict", "--config", str(config), *sets],
-        cwd=ROOT,
-        env=job_environ(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log = work / f"job-{run}.log"
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobs.train_predict", "--config", str(config), *sets],
+            cwd=ROOT,
+            env=job_environ(),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     sampler = TreeSampler(proc.pid)
     templates = [_Template(event) for event in generate(variant.stream, 1000, variant.keys)]
     out = producer(bootstrap, linger_ms=1)
@@ -552,7 +554,8 @@ def measure_latency(
         warm = 0
         while not _answered(bootstrap, predictions_topic):
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the job did not start answering within 120 s")
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the job did not start answering within 120 s:\n{tail}")
             templates[warm % len(templates)].send(out, topic, f"warm-{warm}")
             warm += 1
             out.flush()
