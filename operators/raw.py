@@ -1,11 +1,16 @@
 """The raw record every source produces: value bytes plus where they came from, keyed.
 
 Sources emit :data:`KEYED_RAW_RECORD` rows, ``Row(model_key, (topic, partition,
-offset, value))``: the Kafka source computes the model key in Java
+offset, value, has_value))``: the Kafka source computes the model key in Java
 (``io.stratiflow.flink.ModelKeys``), the in-memory sources with
 :func:`stratiflow.validate.model_key_of`. The job can then key records by model
 key without running Python first. The record is a tuple because Python decodes
 a tuple much faster than a named row, once per event.
+
+A tuple's fields cannot be null, so a record with no value (a Kafka tombstone)
+travels as ``value=b""`` with ``has_value=False``; :func:`unpack` gives its value
+as ``None`` again, and its dead letter has ``raw: null`` (``raw_encoding: none``),
+unlike a record whose value is zero bytes (``raw: ""``).
 """
 
 from typing import Any
@@ -17,10 +22,16 @@ from pyflink.java_gateway import get_gateway
 from stratiflow.records import SourceRef
 from stratiflow.validate import MAX_PAYLOAD_BYTES, model_key_of
 
-#: ``(topic, partition, offset, value)``; matches the tuple inside
-#: ``io.stratiflow.flink.KeyedRawRecordDeserializationSchema#getProducedType``.
+#: ``(topic, partition, offset, value, has_value)``; matches
+#: ``io.stratiflow.flink.KeyedRawRecordDeserializationSchema#rawRecordType``.
 RAW_RECORD = Types.TUPLE(
-    [Types.STRING(), Types.INT(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())]
+    [
+        Types.STRING(),
+        Types.INT(),
+        Types.LONG(),
+        Types.PRIMITIVE_ARRAY(Types.BYTE()),
+        Types.BOOLEAN(),
+    ]
 )
 KEYED_RAW_RECORD = Types.ROW([Types.STRING(), RAW_RECORD])
 #: ``Row(model_key, [raw record, ...])``, what :func:`batch_by_model_key` emits; matches
@@ -28,15 +39,15 @@ KEYED_RAW_RECORD = Types.ROW([Types.STRING(), RAW_RECORD])
 RAW_BATCH = Types.OBJECT_ARRAY(RAW_RECORD)
 
 
-def raw_of(row: Row) -> tuple[str, int, int, bytes | None]:
+def raw_of(row: Row) -> tuple[str, int, int, bytes, bool]:
     """The raw record inside a keyed raw row."""
     return row[1]
 
 
 def unpack(record: Any) -> tuple[SourceRef, bytes | None]:
-    """Where a raw record came from, and its value bytes."""
-    topic, partition, offset, value = record
-    return SourceRef(topic, partition, offset), None if value is None else bytes(value)
+    """Where a raw record came from, and its value bytes (``None`` for no value)."""
+    topic, partition, offset, value, has_value = record
+    return SourceRef(topic, partition, offset), bytes(value) if has_value else None
 
 
 def raw_row(
@@ -47,8 +58,10 @@ def raw_row(
     *,
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> Row:
-    """A keyed raw record for bounded in-memory sources (backtest, tests)."""
-    return Row(model_key_of(value, max_payload_bytes), (topic, partition, offset, value))
+    """A keyed raw record for bounded in-memory sources (backtest, tests); ``value=None``
+    is a record with no value."""
+    record = (topic, partition, offset, b"" if value is None else value, value is not None)
+    return Row(model_key_of(value, max_payload_bytes), record)
 
 
 def batch_by_model_key(stream: DataStream, max_records: int, linger_ms: int) -> DataStream:

@@ -140,8 +140,9 @@ def test_detached_local_submit_runs_in_the_background(broker, tmp_path):
 
 
 def test_tombstones_and_bad_records_are_dead_lettered_through_the_batcher(broker, tmp_path):
-    """Records with no value (tombstones), bad JSON and oversized payloads, between good
-    events of two keys, all reach the dead-letter topic with their offsets; nothing is lost."""
+    """Records with no value (tombstones), an empty value, bad JSON and oversized payloads,
+    between good events of two keys, all reach the dead-letter topic with their offsets;
+    nothing is lost, and a tombstone (raw null) is told from an empty value (raw "")."""
     import json
 
     config = write_config(
@@ -156,12 +157,14 @@ def test_tombstones_and_bad_records_are_dead_lettered_through_the_batcher(broker
     topics = yaml.safe_load(config.read_text())["topics"]
     kafka_io.ensure_topics(broker.bootstrap, {topics["events"]: 1})
     out = kafka_io.producer(broker.bootstrap, enable_idempotence=False)
-    bad = {3: None, 7: b"not json", 11: b"{" + b" " * 3000 + b"}", 12: None}
+    # kafka-python writes value=None as a null value (length -1) and b"" as zero bytes;
+    # the broker keeps them apart.
+    bad = {3: None, 7: b"not json", 11: b"{" + b" " * 3000 + b"}", 12: None, 15: b""}
     good = 0
     for offset in range(20):
         if offset in bad:
             # A tombstone (no value) must carry a key; the job never reads Kafka keys.
-            out.send(topics["events"], value=bad[offset], key=b"tombstone")
+            out.send(topics["events"], value=bad[offset], key=b"bad")
             continue
         event = {
             "id": f"e{offset}",
@@ -177,11 +180,16 @@ def test_tombstones_and_bad_records_are_dead_lettered_through_the_batcher(broker
     run_cli("submit", "--config", str(config), "--bounded")
     predictions = topic_values(broker.bootstrap, topics["predictions"])
     letters = topic_values(broker.bootstrap, topics["dead_letters"])
-    assert len(predictions) == good == 16
+    assert len(predictions) == good == 15
     assert {d["offset"]: d["reason"] for d in letters} == {
         3: "empty_payload",
         7: "invalid_json",
         11: "payload_too_large",
         12: "empty_payload",
+        15: "empty_payload",
     }
     assert all(d["topic"] == topics["events"] and d["partition"] == 0 for d in letters)
+    raws = {d["offset"]: (d["raw"], d["raw_encoding"]) for d in letters}
+    assert raws[3] == raws[12] == (None, "none")  # no value
+    assert raws[15] == ("", "utf-8")  # a value of zero bytes
+    assert raws[7] == ("not json", "utf-8")

@@ -140,3 +140,34 @@ def test_input_batching_does_not_change_results(tmp_path, batch_size):
     # The keyless record the model rejects (a text feature) is seen by key "default".
     seen = {key: m["counts"]["seen"] for key, m in finals.items()}
     assert seen == {"alpha": 200, "beta": 200, "default": 1}
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_in_memory_records_with_no_value_are_dead_lettered_with_raw_null(batch_size):
+    """A bounded in-memory source's record with no value crosses Flink (tuple fields cannot
+    be null) and its dead letter has raw null; a zero-byte value's has raw ""."""
+    from pyflink.common import Types
+
+    from jobs.runtime import create_env
+    from jobs.train_predict import build_pipeline
+    from operators.raw import KEYED_RAW_RECORD, raw_row
+
+    events = phishing_events()[:12]
+    values = [json.dumps(e).encode() for e in events]
+    values[3:3] = [None, b""]  # offsets 3 and 4
+    cfg = load_config({"job": {"input_batch_size": batch_size}})
+    env = create_env(cfg, embedded=True)
+    rows = [raw_row("mem", 0, offset, value) for offset, value in enumerate(values)]
+    raw = env.from_collection(rows, type_info=KEYED_RAW_RECORD)
+    outputs = build_pipeline(raw, cfg, parse_parallelism=1)
+    tagged = outputs.predictions.map(lambda s: "p" + s, output_type=Types.STRING()).union(
+        outputs.dead_letters.map(lambda s: "d" + s, output_type=Types.STRING())
+    )
+    with tagged.execute_and_collect() as results:
+        out = list(results)
+    letters = [json.loads(item[1:]) for item in out if item[0] == "d"]
+    assert sum(item[0] == "p" for item in out) == len(events)
+    assert {d["offset"]: (d["reason"], d["raw"], d["raw_encoding"]) for d in letters} == {
+        3: ("empty_payload", None, "none"),
+        4: ("empty_payload", "", "utf-8"),
+    }

@@ -7,7 +7,7 @@ import java.util.Map;
 import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.api.java.tuple.Tuple4;
+import org.apache.flink.api.java.tuple.Tuple5;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
@@ -18,10 +18,11 @@ import org.apache.flink.types.Row;
 /**
  * Groups keyed raw records into per-key batches before they cross into Python.
  *
- * <p>Input: {@code Row(model_key, Tuple4(topic, partition, offset, value))} from the source.
- * Output: {@code Row(model_key, Tuple4[])}, the key's records in arrival order. A Python operator
- * pays a fixed cost per element (encoding, the Beam data channel, a call into the user function,
- * a keyed-state context switch); one element per batch pays it once for many records.
+ * <p>Input: {@code Row(model_key, record)} from the source, the record being a
+ * {@link KeyedRawRecordDeserializationSchema#rawRecordType}. Output: {@code Row(model_key,
+ * record[])}, the key's records in arrival order. A Python operator pays a fixed cost per element
+ * (encoding, the Beam data channel, a call into the user function, a keyed-state context switch);
+ * one element per batch pays it once for many records.
  *
  * <p>A key's batch is emitted when it holds {@code maxRecords}, when its oldest record has waited
  * {@code lingerMs} of processing time, before every watermark, before every checkpoint barrier
@@ -37,7 +38,7 @@ public final class RecordBatcher extends AbstractStreamOperator<Row>
     private final long lingerMs;
 
     /** Insertion-ordered, so batches of different keys leave in the order they were started. */
-    private transient Map<Object, List<Tuple4<String, Integer, Long, byte[]>>> pending;
+    private transient Map<Object, List<Tuple5<String, Integer, Long, byte[], Boolean>>> pending;
 
     private transient boolean timerSet;
 
@@ -49,16 +50,11 @@ public final class RecordBatcher extends AbstractStreamOperator<Row>
         this.lingerMs = lingerMs;
     }
 
-    /** The Python-facing type of a batch: {@code Row(STRING, Tuple4[])}. */
+    /** The Python-facing type of a batch: {@code Row(STRING, raw record[])}. */
     public static TypeInformation<Row> producedType() {
         return Types.ROW(
                 Types.STRING,
-                Types.OBJECT_ARRAY(
-                        Types.TUPLE(
-                                Types.STRING,
-                                Types.INT,
-                                Types.LONG,
-                                Types.PRIMITIVE_ARRAY(Types.BYTE))));
+                Types.OBJECT_ARRAY(KeyedRawRecordDeserializationSchema.rawRecordType()));
     }
 
     @Override
@@ -73,12 +69,12 @@ public final class RecordBatcher extends AbstractStreamOperator<Row>
     public void processElement(StreamRecord<Row> element) throws Exception {
         Row row = element.getValue();
         Object key = row.getField(0);
-        List<Tuple4<String, Integer, Long, byte[]>> batch = pending.get(key);
+        List<Tuple5<String, Integer, Long, byte[], Boolean>> batch = pending.get(key);
         if (batch == null) {
             batch = new ArrayList<>();
             pending.put(key, batch);
         }
-        batch.add((Tuple4<String, Integer, Long, byte[]>) row.getField(1));
+        batch.add((Tuple5<String, Integer, Long, byte[], Boolean>) row.getField(1));
         if (batch.size() >= maxRecords) {
             pending.remove(key);
             emit(key, batch);
@@ -119,7 +115,7 @@ public final class RecordBatcher extends AbstractStreamOperator<Row>
         if (pending.isEmpty()) {
             return;
         }
-        for (Map.Entry<Object, List<Tuple4<String, Integer, Long, byte[]>>> entry :
+        for (Map.Entry<Object, List<Tuple5<String, Integer, Long, byte[], Boolean>>> entry :
                 pending.entrySet()) {
             emit(entry.getKey(), entry.getValue());
         }
@@ -127,8 +123,8 @@ public final class RecordBatcher extends AbstractStreamOperator<Row>
     }
 
     @SuppressWarnings("unchecked")
-    private void emit(Object key, List<Tuple4<String, Integer, Long, byte[]>> batch) {
-        Tuple4<String, Integer, Long, byte[]>[] records = batch.toArray(new Tuple4[0]);
+    private void emit(Object key, List<Tuple5<String, Integer, Long, byte[], Boolean>> batch) {
+        Tuple5<String, Integer, Long, byte[], Boolean>[] records = batch.toArray(new Tuple5[0]);
         output.collect(new StreamRecord<>(Row.of(key, records)));
     }
 }
