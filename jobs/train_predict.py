@@ -27,7 +27,7 @@ from operators.model import ModelOperator
 from operators.parse import ParseEvents
 from operators.raw import RAW_BATCH, RAW_RECORD, batch_by_model_key, key_by_model_key
 from operators.sampler import AllocateWindow, ClassReservoirs, class_stratum, event_time_watermarks
-from operators.tags import DEAD_LETTERS, METRICS, SAMPLING_STATS
+from operators.tags import DEAD_LETTERS, METRICS, SAMPLING_STATS, side_output
 from stratiflow.config import Config, ConfigError, load_cli_config
 from stratiflow.kafka_io import end_offsets
 from stratiflow.labels import Answer
@@ -67,14 +67,14 @@ def build_pipeline(
         return _fused_pipeline(raw, cfg, raw_labels)
     parsed = raw.process(ParseEvents(cfg), output_type=pickled).uid("parse-validate")
     parsed = _same_parallelism(parsed.name("parse + validate"), parse_parallelism)
-    parse_rejects = parsed.get_side_output(DEAD_LETTERS)
+    parse_rejects = side_output(parsed, DEAD_LETTERS)
     if raw_labels is not None:
         labels = (
             raw_labels.process(ParseEvents(cfg, labels_only=True), output_type=pickled)
             .uid("parse-labels")
             .name("parse labels")
         )
-        parse_rejects = parse_rejects.union(labels.get_side_output(DEAD_LETTERS))
+        parse_rejects = parse_rejects.union(side_output(labels, DEAD_LETTERS))
     if sampled:
         # Watermarks come from the records' own ts, before anything is keyed.
         parsed = _same_parallelism(
@@ -117,7 +117,7 @@ def build_pipeline(
             .uid("sampler-allocate")
             .name(f"sampler: allocate ({cfg.sampling.strategy})")
         )
-        stats = training.get_side_output(SAMPLING_STATS)
+        stats = side_output(training, SAMPLING_STATS)
         # The model's key_by runs at the events' parallelism; when that is pinned
         # (one ordered source), batches reach it through one channel per sender.
         batches = training
@@ -136,8 +136,8 @@ def build_pipeline(
         .uid("model")
         .name("model: predict, score, learn")
     )
-    dead_letters = parse_rejects.union(scored.get_side_output(DEAD_LETTERS))
-    return PipelineOutputs(scored, scored.get_side_output(METRICS), dead_letters, stats, training)
+    dead_letters = parse_rejects.union(side_output(scored, DEAD_LETTERS))
+    return PipelineOutputs(scored, side_output(scored, METRICS), dead_letters, stats, training)
 
 
 def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None) -> PipelineOutputs:
@@ -148,7 +148,10 @@ def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None)
     back, and a wake-up; this graph has one.
     """
     batch_size, linger_ms = cfg.job.input_batch_size, cfg.job.input_batch_linger_ms
-    batched = batch_size > 1
+    # Thread mode hands a batch (an array of tuples) to Python through Flink's
+    # PythonTypeUtils.TupleDataConverter, which fills one reused Object[] per tuple:
+    # every record of a batch arrived as the batch's last record. Records go one by one.
+    batched = batch_size > 1 and cfg.job.python_execution_mode != "thread"
     if batched:
         raw = batch_by_model_key(raw, batch_size, linger_ms)
         if raw_labels is not None:
@@ -162,9 +165,7 @@ def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None)
         .uid("model")
         .name("model: parse, validate, join labels, predict, score, learn")
     )
-    return PipelineOutputs(
-        scored, scored.get_side_output(METRICS), scored.get_side_output(DEAD_LETTERS)
-    )
+    return PipelineOutputs(scored, side_output(scored, METRICS), side_output(scored, DEAD_LETTERS))
 
 
 def labelled_examples(item: Any) -> Iterator[Event]:

@@ -15,7 +15,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_benchmark_harness_runs_end_to_end_and_the_job_matches_bare_river(tmp_path):
     out = tmp_path / "bench.json"
-    command = [sys.executable, "benchmarks/bench.py", "--events", "2000", "--variants", "base"]
+    # "thread" also guards thread mode, which once hung in a silent GIL deadlock.
+    command = [sys.executable, "benchmarks/bench.py", "--events", "2000"]
+    command += ["--variants", "base", "thread"]
     command += [
         "--port",
         str(free_port()),
@@ -26,17 +28,22 @@ def test_the_benchmark_harness_runs_end_to_end_and_the_job_matches_bare_river(tm
         "--out",
         str(out),
     ]
-    command += ["--latency", "--latency-seconds", "3", "--run-timeout", "300"]
+    command += ["--latency", "--latency-seconds", "3", "--run-timeout", "180"]
     done = subprocess.run(
         command, cwd=REPO_ROOT, env=job_environ(), capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
-    (run,) = results["runs"]
-    assert run["complete"] and run["stratiflow"]["distinct_ids"] == 2000
-    assert run["max_p_true_difference"] == 0.0  # the same model, step for step
-    assert run["bare_river"]["eps"] > 0 and run["kafka_loop"]["steady_eps"] > 0
-    assert run["stratiflow"]["steady_eps"] > 0 and run["stratiflow"]["peak_rss_mb"] > 0
+    base, thread = results["runs"]
+    for run in base, thread:
+        assert "error" not in run, run
+        assert run["complete"] and run["stratiflow"]["distinct_ids"] == 2000
+        assert run["max_p_true_difference"] == 0.0  # the same model, step for step
+        assert run["bare_river"]["eps"] > 0 and run["kafka_loop"]["steady_eps"] > 0
+        assert run["stratiflow"]["steady_eps"] > 0 and run["stratiflow"]["peak_rss_mb"] > 0
+    # Thread mode runs Python inside the JVM (PyFlink falls back to process mode silently).
+    assert base["stratiflow"]["python_workers"] == 1
+    assert thread["stratiflow"]["python_workers"] == 0
     latency = results["latency"]
     assert latency["sent"] > 0 and latency["answered"] == latency["sent"]
     assert latency["p50_ms"] is not None and latency["p99_ms"] >= latency["p50_ms"]
