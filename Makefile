@@ -60,7 +60,7 @@ chaos: setup ## fault tests at full size (50k events); writes benchmarks/results
 	$(PY) benchmarks/chaos_table.py
 
 bench: setup ## bare River vs a Kafka loop vs the job, same run (200k events); writes benchmarks/results/bench.json and the README table
-	$(PY) benchmarks/bench.py --events $${STRATIFLOW_BENCH_EVENTS:-200000} --latency --latency-share 0.5 0.1 --latency-low --readme --run-timeout 300
+	$(PY) benchmarks/bench.py --events $${STRATIFLOW_BENCH_EVENTS:-200000} --latency --latency-share 0.5 0.1 --latency-low --latency-sustainable --readme --run-timeout 600
 
 .PHONY: deploy-check
 deploy-check: $(STAMP) ## static checks of deploy/ and docker-compose.yml

@@ -103,6 +103,11 @@ VARIANTS = [
         what="Python bundles end every 20 ms (default 100 ms)",
     ),
     Variant(
+        LOW_LATENCY_NAME,
+        overrides=LOW_LATENCY,
+        what="bundles end every 20 ms, buffers flush every 10 ms, fetches return within 20 ms",
+    ),
+    Variant(
         "micro-batch-32",
         overrides={"update.mode": "micro_batch", "update.batch_size": 32},
         batch=32,
