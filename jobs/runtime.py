@@ -6,8 +6,10 @@ import os
 import site
 import sys
 
+from py4j.java_gateway import java_import
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.java_gateway import get_gateway
 
 from stratiflow.config import Config
 from stratiflow.kafka_io import secret_environ
@@ -93,4 +95,9 @@ def create_env(
     if cfg.job.checkpoint_interval_ms > 0:
         env.enable_checkpointing(cfg.job.checkpoint_interval_ms)
     env.add_jars(*jars)
+    # PyFlink builds keyed Python operators from ``gateway.jvm.ExternalPythonKeyedProcessOperator``
+    # (a wildcard import); a single import wins over it, so every keyed operator of this job
+    # is ours, which checkpoints the timers of the last bundle before a barrier
+    # (stratiflow/local/java/ExternalPythonKeyedProcessOperator.java).
+    java_import(get_gateway().jvm, "io.stratiflow.flink.ExternalPythonKeyedProcessOperator")
     return env

@@ -171,3 +171,29 @@ def test_in_memory_records_with_no_value_are_dead_lettered_with_raw_null(batch_s
         3: ("empty_payload", None, "none"),
         4: ("empty_payload", "", "utf-8"),
     }
+
+
+@pytest.mark.parametrize("strategy", ["none", "balanced"])
+def test_every_keyed_python_operator_checkpoints_its_last_bundles_timers(strategy):
+    """PyFlink 2.3's keyed operator leaves a checkpoint without the timers of its last
+    bundle; the job's keyed operators are stratiflow's subclass, which drains them first
+    (tests/e2e/test_chaos.py restores a sampled job from a savepoint)."""
+    from jobs.runtime import create_env
+    from jobs.train_predict import build_pipeline
+    from operators.raw import KEYED_RAW_RECORD, raw_row
+
+    sampling = {"strategy": strategy, **({"budget": 100} if strategy != "none" else {})}
+    cfg = load_config({"sampling": sampling})
+    env = create_env(cfg, embedded=True)
+    rows = [raw_row("mem", 0, 0, json.dumps(phishing_events()[0]).encode())]
+    outputs = build_pipeline(env.from_collection(rows, type_info=KEYED_RAW_RECORD), cfg)
+    outputs.predictions.print()
+    graph = env._j_stream_execution_environment.getStreamGraph(False)
+    operators = []
+    for node in graph.getStreamNodes().toArray():
+        factory = node.getOperatorFactory()
+        if factory is not None and "SimpleOperatorFactory" in factory.getClass().getName():
+            operators.append(factory.getOperator().getClass().getName())
+    keyed = [name for name in operators if name.endswith("KeyedProcessOperator")]
+    assert keyed, operators
+    assert set(keyed) == {"io.stratiflow.flink.ExternalPythonKeyedProcessOperator"}
