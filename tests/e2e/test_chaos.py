@@ -78,14 +78,23 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.5) -> float:
 
 
 def send_paced(
-    send: Callable[[int], None], first: int, last: int, rate: float, sent: list[int]
+    send: Callable[[int], None],
+    first: int,
+    last: int,
+    rate: float,
+    sent: list[int],
+    *,
+    wait: Callable[[float], object] = time.sleep,
 ) -> None:
-    """``send(i)`` for i in [first, last) at ``rate`` per second; ``sent[0]`` follows along."""
+    """``send(i)`` for i in [first, last) at ``rate`` per second; ``sent[0]`` follows along.
+
+    ``wait`` sleeps between sends: an ``Event.wait`` stops the pacing once it is set.
+    """
     start = time.monotonic()
     for i in range(first, last):
         delay = start + (i - first) / rate - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            wait(delay)
         send(i)
         sent[0] = i + 1
 
@@ -346,17 +355,11 @@ def test_sampled_job_stopped_with_a_savepoint_mid_stream_resumes_as_if_never_sto
 
     def send(i: int) -> None:
         producer.send(f"{prefix}-events", key=records[i][0], value=records[i][1])
-        sent[0] = i + 1
 
     def produce(first: int, last: int, rate: float) -> None:
         """Records [first, last) at ``rate`` a second until the stop is done, then at once
         (however long the stop takes, its barrier comes while records flow)."""
-        start = time.monotonic()
-        for i in range(first, last):
-            delay = start + (i - first) / rate - time.monotonic()
-            if delay > 0:
-                stopped.wait(delay)
-            send(i)
+        send_paced(send, first, last, rate, sent, wait=stopped.wait)
         producer.flush()
 
     def read_all(*names: str) -> list[list[dict[str, Any]]]:
