@@ -519,6 +519,7 @@ def measure_latency(
     seconds: float,
     work: Path,
     broker_pid: int | None = None,
+    load_client: str = "confluent-kafka",
 ) -> dict[str, Any]:
     """Run the job unbounded, produce at ``rate`` events/s, measure emitted - produced.
 
@@ -529,7 +530,7 @@ def measure_latency(
     """
     import yaml
 
-    from stratiflow.kafka_io import ensure_topics, producer, read_topic
+    from stratiflow.kafka_io import ensure_topics, read_topic
     from stratiflow.local.procs import job_environ
 
     run = uuid.uuid4().hex[:8]
@@ -551,7 +552,7 @@ def measure_latency(
         )
     sampler = TreeSampler(proc.pid)
     templates = [_Template(event) for event in generate(variant.stream, 1000, variant.keys)]
-    out = producer(bootstrap, linger_ms=1)
+    out = LoadProducer(bootstrap, load_client)
     predictions_topic = cfg["topics"]["predictions"]
     try:
         # Warm up until the job answers, so start-up is not counted as latency.
@@ -606,6 +607,7 @@ def measure_latency(
         "p50_first_third_ms": first,
         "p50_last_third_ms": last,
         "keeps_up": _keeps_up(first, last) and len(latencies) == sent,
+        "producer_client": out.client,
         "cpu_s": {
             **job_cpu,
             "broker": None if broker_cpu is None else round(broker_cpu, 1),
@@ -637,10 +639,66 @@ class _Template:
         self.tail = b"," + json.dumps(rest, separators=(",", ":")).encode()[1:]
         self.key = event["key"].encode()
 
-    def send(self, out: Any, topic: str, event_id: str) -> None:
+    def send(self, out: LoadProducer, topic: str, event_id: str) -> None:
         # ts is the produce time, so emitted_at - ts is the event's whole trip.
         head = f'{{"id":"{event_id}","ts":{int(time.time() * 1000)}'.encode()
-        out.send(topic, value=head + self.tail, key=self.key)
+        out.send(topic, head + self.tail, self.key)
+
+
+class LoadProducer:
+    """The latency runs' rate-limited producer: librdkafka (``confluent-kafka``, in the
+    ``dev`` extra) when installed, else kafka-python.
+
+    The load generator shares the 2 cores with the job and the broker: kafka-python
+    took ~0.5 core to produce 3.4k events/s, which the job then did not have.
+    ``client`` says which one ran, so results say what they were measured with.
+    """
+
+    def __init__(self, bootstrap: str, prefer: str = "confluent-kafka") -> None:
+        self._confluent: Any = None
+        self._kafka: Any = None
+        if prefer == "confluent-kafka":
+            try:
+                import confluent_kafka
+            except ImportError:
+                pass
+            else:
+                self._confluent = confluent_kafka.Producer(
+                    {"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "all"}
+                )
+                version = confluent_kafka.version()  # a str, or (str, int) in older releases
+                self.client = (
+                    f"confluent-kafka {version if isinstance(version, str) else version[0]}"
+                )
+        if self._confluent is None:
+            from stratiflow.kafka_io import producer
+
+            self._kafka = producer(bootstrap, linger_ms=1)
+            self.client = "kafka-python"
+
+    def send(self, topic: str, value: bytes, key: bytes) -> None:
+        if self._kafka is not None:
+            self._kafka.send(topic, value=value, key=key)
+            return
+        while True:
+            try:
+                self._confluent.produce(topic, value, key)
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                self._confluent.poll(0.01)
+        self._confluent.poll(0)
+
+    def flush(self) -> None:
+        if self._kafka is not None:
+            self._kafka.flush()
+        elif self._confluent.flush(30) != 0:
+            raise RuntimeError("the load producer could not deliver every event in 30 s")
+
+    def close(self) -> None:
+        if self._kafka is not None:
+            self._kafka.close()
+        else:
+            self._confluent.flush(5)
 
 
 def find_sustainable_rate(
@@ -651,6 +709,7 @@ def find_sustainable_rate(
     work: Path,
     broker_pid: int | None,
     steps: int = 4,
+    load_client: str = "confluent-kafka",
 ) -> tuple[float, list[dict[str, Any]]]:
     """The highest rate the job keeps up with while a live producer shares the machine.
 
@@ -661,7 +720,9 @@ def find_sustainable_rate(
     probes: list[dict[str, Any]] = []
 
     def keeps_up(rate: float) -> bool:
-        probes.append(measure_latency(variant, bootstrap, rate, seconds, work, broker_pid))
+        probes.append(
+            measure_latency(variant, bootstrap, rate, seconds, work, broker_pid, load_client)
+        )
         print(f"sustainable-rate probe at {rate:.0f} ev/s: {probes[-1]}", flush=True)
         return bool(probes[-1]["keeps_up"])
 
@@ -780,18 +841,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             reference, of = base["stratiflow"]["steady_eps"], "drain"
             if args.latency_sustainable:
                 reference, probes = find_sustainable_rate(
-                    variant, bootstrap, reference, args.latency_seconds, work, broker_pid
+                    variant,
+                    bootstrap,
+                    reference,
+                    args.latency_seconds,
+                    work,
+                    broker_pid,
+                    load_client=args.load_client,
                 )
                 of = "sustainable"
                 results["sustainable"] = {"eps": round(reference, 1), "probes": probes}
+            # --latency-rate: absolute rates (to repeat a run), as shares of the reference.
+            shares = [r / reference for r in args.latency_rate] or args.latency_share
             runs = []
-            for share in args.latency_share:
+            for share in shares:
                 rate = share * reference
                 for label, which in measured:
                     latency = measure_latency(
-                        which, bootstrap, rate, args.latency_seconds, work, broker_pid
+                        which,
+                        bootstrap,
+                        rate,
+                        args.latency_seconds,
+                        work,
+                        broker_pid,
+                        args.load_client,
                     )
-                    runs.append({"variant": label, "share": share, "of": of, **latency})
+                    runs.append({"variant": label, "share": round(share, 3), "of": of, **latency})
                     print(f"latency ({label}) at {rate:.0f} ev/s: {latency}", flush=True)
             results["latency"] = runs[0]
             results["latency_runs"] = runs
@@ -855,6 +930,7 @@ def table(results: dict[str, Any]) -> str:
             f"{lat['share']:.0%} of {of} for {lat['seconds']:.0f} s): "
             f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms "
             f"({lat['answered']}/{lat['sent']} answered"
+            + (f"; producer {lat['producer_client']}" if "producer_client" in lat else "")
             + ("" if lat.get("keeps_up", True) else "; fell behind")
             + ").",
         ]
@@ -898,6 +974,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="first find the highest rate the job keeps up with while events are produced "
         "live (bisection), and take the latency shares of that rate, not of the drain rate",
+    )
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="EV_PER_S",
+        help="produce at these rates (events/s) instead of at shares of a reference rate",
+    )
+    parser.add_argument(
+        "--load-client",
+        choices=["confluent-kafka", "kafka-python"],
+        default="confluent-kafka",
+        help="the latency runs' producer (confluent-kafka falls back to kafka-python "
+        "when it is not installed)",
     )
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--readme", action="store_true", help="write the README table")

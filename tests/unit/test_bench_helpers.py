@@ -12,7 +12,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes]] = []
 
-    def send(self, topic: str, *, value: bytes, key: bytes) -> None:
+    def send(self, topic: str, value: bytes, key: bytes) -> None:
         self.sent.append((topic, value, key))
 
 
