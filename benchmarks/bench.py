@@ -520,10 +520,13 @@ def measure_latency(
     work: Path,
     broker_pid: int | None = None,
     load_client: str = "confluent-kafka",
+    warmup: float = 10.0,
 ) -> dict[str, Any]:
     """Run the job unbounded, produce at ``rate`` events/s, measure emitted - produced.
 
-    Besides p50/p99 it reports the p50 of the first and last third of the run
+    The first ``warmup`` seconds at the rate (the JVM's JIT still compiling) are
+    reported apart (``warmup_p50_ms``/``warmup_p99_ms``), then ``seconds`` are
+    measured. Besides p50/p99 it reports the p50 of the first and last third of the run
     (``keeps_up`` is false when the last third waits clearly longer: a growing
     backlog, so the rate is beyond what the job sustains while events are being
     produced) and the CPU seconds of the job, the broker and this producer.
@@ -566,26 +569,25 @@ def measure_latency(
             warm += 1
             out.flush()
             time.sleep(0.5)
+        start = time.monotonic()
+        sent = _produce_at(out, templates, topic, "warmup-", rate, start, warmup)
         job_cpu = sampler.cpu_by_kind()
         broker_cpu = _cpu_seconds(broker_pid) if broker_pid else None
         producer_cpu = time.process_time()
-        sent = 0
-        start = time.monotonic()
-        while (elapsed := time.monotonic() - start) < seconds:
-            due = int(elapsed * rate)
-            while sent < due:
-                templates[sent % len(templates)].send(out, topic, f"live-{sent}")
-                sent += 1
-            time.sleep(0.001)
+        # The same clock as the warm-up, so the rate does not pause between the two.
+        sent = _produce_at(out, templates, topic, "live-", rate, start + warmup, seconds, sent)
         out.flush()
         producer_cpu = time.process_time() - producer_cpu
         if broker_cpu is not None:
             broker_cpu = (_cpu_seconds(broker_pid) or broker_cpu) - broker_cpu  # type: ignore[arg-type]
         by_sent: list[tuple[int, int]] = []
+        during_warmup: list[int] = []
         for record in read_topic(bootstrap, predictions_topic, idle_timeout_s=10.0):
             p = json.loads(record.value)
             if p["id"].startswith("live-"):
                 by_sent.append((int(p["id"][5:]), p["emitted_at"] - p["ts"]))
+            elif p["id"].startswith("warmup-"):
+                during_warmup.append(p["emitted_at"] - p["ts"])
         job_cpu = {k: round(v - job_cpu.get(k, 0.0), 1) for k, v in sampler.cpu_by_kind().items()}
     finally:
         out.close()
@@ -597,9 +599,13 @@ def measure_latency(
     third = len(by_sent) // 3
     first = _quantile(sorted(latency for _, latency in by_sent[:third]), 0.5)
     last = _quantile(sorted(latency for _, latency in by_sent[-third:]), 0.5) if third else None
+    during_warmup.sort()
     return {
         "rate": round(rate, 1),
         "seconds": seconds,
+        "warmup_seconds": warmup,
+        "warmup_p50_ms": _quantile(during_warmup, 0.5),
+        "warmup_p99_ms": _quantile(during_warmup, 0.99),
         "sent": sent,
         "answered": len(latencies),
         "p50_ms": _quantile(latencies, 0.5),
@@ -620,6 +626,29 @@ def measure_latency(
 #: A run whose last third waits longer than this (p50) has fallen behind, growing or not: at
 #: 6021 ev/s a run held a steady p50 of ~4.7 s, a backlog built while the JVM warmed up.
 KEEPS_UP_P50_MS = 1000
+
+
+def _produce_at(
+    out: LoadProducer,
+    templates: list[_Template],
+    topic: str,
+    prefix: str,
+    rate: float,
+    start: float,
+    seconds: float,
+    offset: int = 0,
+) -> int:
+    """Send ``rate`` events/s from ``start`` (monotonic) for ``seconds``, ids ``prefix<n>``
+    counted from 0; ``offset`` events were sent since ``start`` already. Returns how many
+    this call sent."""
+    sent = 0
+    while (elapsed := time.monotonic() - start) < seconds:
+        due = int(elapsed * rate)
+        while sent < due:
+            templates[(offset + sent) % len(templates)].send(out, topic, f"{prefix}{sent}")
+            sent += 1
+        time.sleep(0.001)
+    return sent
 
 
 def _keeps_up(first_p50: float | None, last_p50: float | None) -> bool:
@@ -664,7 +693,7 @@ class LoadProducer:
                 pass
             else:
                 self._confluent = confluent_kafka.Producer(
-                    {"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "all"}
+                    {"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"}
                 )
                 version = confluent_kafka.version()  # a str, or (str, int) in older releases
                 self.client = (
@@ -710,6 +739,7 @@ def find_sustainable_rate(
     broker_pid: int | None,
     steps: int = 4,
     load_client: str = "confluent-kafka",
+    warmup: float = 10.0,
 ) -> tuple[float, list[dict[str, Any]]]:
     """The highest rate the job keeps up with while a live producer shares the machine.
 
@@ -721,7 +751,9 @@ def find_sustainable_rate(
 
     def keeps_up(rate: float) -> bool:
         probes.append(
-            measure_latency(variant, bootstrap, rate, seconds, work, broker_pid, load_client)
+            measure_latency(
+                variant, bootstrap, rate, seconds, work, broker_pid, load_client, warmup
+            )
         )
         print(f"sustainable-rate probe at {rate:.0f} ev/s: {probes[-1]}", flush=True)
         return bool(probes[-1]["keeps_up"])
@@ -848,6 +880,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     work,
                     broker_pid,
                     load_client=args.load_client,
+                    warmup=args.latency_warmup,
                 )
                 of = "sustainable"
                 results["sustainable"] = {"eps": round(reference, 1), "probes": probes}
@@ -865,6 +898,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         work,
                         broker_pid,
                         args.load_client,
+                        args.latency_warmup,
                     )
                     runs.append({"variant": label, "share": round(share, 3), "of": of, **latency})
                     print(f"latency ({label}) at {rate:.0f} ev/s: {latency}", flush=True)
@@ -929,7 +963,13 @@ def table(results: dict[str, Any]) -> str:
             f"- Latency ({lat['variant']}, produced at {lat['rate']:.0f} ev/s = "
             f"{lat['share']:.0%} of {of} for {lat['seconds']:.0f} s): "
             f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms "
-            f"({lat['answered']}/{lat['sent']} answered"
+            + (
+                f"after {lat['warmup_seconds']:.0f} s at the rate to warm up "
+                f"(during it: p50 {lat['warmup_p50_ms']} / p99 {lat['warmup_p99_ms']} ms) "
+                if lat.get("warmup_seconds")
+                else ""
+            )
+            + f"({lat['answered']}/{lat['sent']} answered"
             + (f"; producer {lat['producer_client']}" if "producer_client" in lat else "")
             + ("" if lat.get("keeps_up", True) else "; fell behind")
             + ").",
@@ -991,6 +1031,12 @@ def main(argv: list[str] | None = None) -> int:
         "when it is not installed)",
     )
     parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--latency-warmup",
+        type=float,
+        default=10.0,
+        help="seconds produced at the rate before measuring (reported apart)",
+    )
     parser.add_argument("--readme", action="store_true", help="write the README table")
     parser.add_argument(
         "--set", action="append", default=[], metavar="PATH=VALUE", help="config for every run"

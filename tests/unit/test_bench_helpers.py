@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from benchmarks.bench import _keeps_up, _Template, generate
+from benchmarks.bench import _keeps_up, _produce_at, _Template, generate
 
 
 class _Recorder:
@@ -37,3 +37,15 @@ def test_a_run_keeps_up_unless_its_last_third_waits_clearly_longer_or_over_a_sec
     assert not _keeps_up(100.0, 400.0)
     assert not _keeps_up(None, 100.0)
     assert not _keeps_up(3640.0, 4828.0)  # steady, but seconds behind
+
+
+def test_producing_at_a_rate_sends_that_many_events_with_numbered_ids():
+    templates = [_Template(e) for e in generate("agrawal", 4, keys=1)]
+    out = _Recorder()
+    start = time.monotonic()
+    sent = _produce_at(out, templates, "live", "warmup-", 2000, start, 0.3, offset=3)
+    assert sent == len(out.sent) and 0 < sent <= 600  # never ahead of 2000/s over 0.3 s
+    ids = [json.loads(value)["id"] for _, value, _ in out.sent]
+    assert ids == [f"warmup-{i}" for i in range(sent)]
+    # offset 3 rotates the templates: the first event is the fourth template's
+    assert out.sent[0][1].endswith(templates[3].tail)
