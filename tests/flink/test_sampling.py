@@ -71,12 +71,12 @@ def late_by_class(stats: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
     return late
 
 
-def run(tmp_path, events, sampling, parallelism=1):
+def run(tmp_path, events, sampling, parallelism=1, **job):
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
     cfg = load_config(
         {
-            "job": {"parallelism": parallelism},
+            "job": {"parallelism": parallelism, **job},
             "sampling": {
                 "window": "1s",
                 "max_out_of_orderness": "50ms",
@@ -122,6 +122,14 @@ def test_balanced_sampler_equals_the_pure_core(tmp_path, parallelism):
     stats = assert_same_as_replay(events, cfg, result)
     assert {s["key"] for s in stats} == {"alpha", "beta"}
     assert sum(late_by_class(stats).values()) == 0
+
+
+@pytest.mark.timeout(300)  # it used to hang (a GIL deadlock), not fail
+def test_balanced_sampler_in_thread_mode_equals_the_pure_core(tmp_path):
+    events = imbalanced_events(keys=("alpha", "beta"))
+    sampling = {"strategy": "balanced", "budget": 10}
+    cfg, result = run(tmp_path, events, sampling, python_execution_mode="thread")
+    assert_same_as_replay(events, cfg, result)
 
 
 def test_late_events_are_predicted_and_counted_never_lost(tmp_path):
