@@ -119,6 +119,11 @@ VARIANTS = [
         batch=256,
         what="update.mode micro_batch, 256 per batch",
     ),
+    Variant(
+        "state on heap",
+        overrides={"job.state_backend": "hashmap"},
+        what="keyed state (the pickled model) on the heap, not in RocksDB (the default)",
+    ),
     Variant("tree", model="tree", what="HoeffdingTreeClassifier"),
     Variant("2 keys p1", keys=2, what="two model keys, parallelism 1"),
     Variant("2 keys p2", keys=2, parallelism=2, what="two model keys, parallelism 2"),
