@@ -57,11 +57,15 @@ def create_env(
         # sinks get them from cfg.
         for name in secret_environ(cfg.kafka.properties, os.environ):
             del os.environ[name]
-        if cfg.job.python_execution_mode == "thread":
-            # The embedded interpreter finds pemja and river only through PYTHONPATH,
-            # which the JVM must have when Configuration() starts it.
-            paths = [*site.getsitepackages(), os.environ.get("PYTHONPATH", "")]
-            os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    pythonpath = os.environ.get("PYTHONPATH")
+    if embedded and cfg.job.python_execution_mode == "thread":
+        # The embedded interpreter finds pemja and river only through PYTHONPATH, which
+        # the JVM must have when Configuration() starts it (a JVM this process already
+        # started keeps its environment: thread mode then fails with "No module named
+        # 'pemja'"). Restored below: anything this process starts later (a pip, another
+        # venv's Python) must not see this venv's packages.
+        paths = [*site.getsitepackages(), pythonpath or ""]
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     if embedded:
         # PyFlink runs a MiniCluster's Python operators inside this (the client) process
         # ("loopback") unless told otherwise: every operator and subtask then shares one
@@ -69,6 +73,10 @@ def create_env(
         # per task, as on a real cluster, is.
         os.environ.setdefault(LOOPBACK_SWITCH, "process")
     config = Configuration()
+    if pythonpath is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = pythonpath
     config.set_string("python.execution-mode", cfg.job.python_execution_mode)
     if embedded:
         config.set_string("python.executable", sys.executable)

@@ -8,19 +8,27 @@ replay — at parallelism 1 and 2, whatever the processing speed.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 
 from jobs.backtest import run_backtest
 from stratiflow.config import load_config
+from stratiflow.local.procs import job_environ
 from stratiflow.records import class_key
 from stratiflow.replay import replay
 from stratiflow.sources import river_events
 from tests.helpers import read_jsonl
 
 pytestmark = pytest.mark.flink
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 N = 2000
 LATE = 20
@@ -126,10 +134,36 @@ def test_balanced_sampler_equals_the_pure_core(tmp_path, parallelism):
 
 @pytest.mark.timeout(300)  # it used to hang (a GIL deadlock), not fail
 def test_balanced_sampler_in_thread_mode_equals_the_pure_core(tmp_path):
+    # Its own process: thread mode needs PYTHONPATH in the JVM's environment when the
+    # JVM starts, and this test process's JVM is usually running already.
     events = imbalanced_events(keys=("alpha", "beta"))
-    sampling = {"strategy": "balanced", "budget": 10}
-    cfg, result = run(tmp_path, events, sampling, python_execution_mode="thread")
-    assert_same_as_replay(events, cfg, result)
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    raw = {
+        "job": {"parallelism": 1, "python_execution_mode": "thread"},
+        "sampling": {
+            "window": "1s",
+            "max_out_of_orderness": "50ms",
+            "watermark_interval": "20ms",
+            "strategy": "balanced",
+            "budget": 10,
+        },
+        "metrics": {"report_every": 1000},
+    }
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "jobs.backtest", "--events", str(path), "--out", str(out)]
+    done = subprocess.run(
+        [*command, "--config", str(config)],
+        cwd=REPO_ROOT,
+        env=job_environ(),
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert_same_as_replay(events, load_config(raw), SimpleNamespace(out_dir=out))
 
 
 def test_late_events_are_predicted_and_counted_never_lost(tmp_path):
