@@ -95,11 +95,12 @@ def create_env(
     # A Python operator hands its outputs to Flink when a bundle ends: every 1000 ms by
     # default, which alone would put ~0.5-1 s on each prediction at moderate rates.
     config.set_string("python.fn-execution.bundle.time", str(BUNDLE_TIME_MS))
-    if cfg.job.python_execution_mode == "thread" and cfg.sampling.strategy != "none":
+    if cfg.job.python_execution_mode == "thread":
         # In thread mode every Python operator of a task adds an interpreter thread state to
         # the task's thread, and pybind11 (scipy, imported by river) then waits forever for
-        # the GIL its own thread holds (pybind/pybind11#1975): the sampled graph, which has
-        # Python operators Flink would chain, hung. Unchained, each has a thread of its own.
+        # the GIL its own thread holds (pybind/pybind11#1975): any graph with Python
+        # operators Flink chains into one task hung (the sampled graph; the backtest's
+        # output maps after the model). Unchained, each has a thread of its own.
         config.set_string("pipeline.operator-chaining.enabled", "false")
     for key, value in cfg.job.flink.items():
         config.set_string(key, value)

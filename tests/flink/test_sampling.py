@@ -98,13 +98,7 @@ def run(tmp_path, events, sampling, parallelism=1, **job):
     return cfg, result
 
 
-def assert_same_as_replay(events, cfg, result):
-    reference = replay(events, cfg)
-    stats = read_jsonl(result.out_dir / "sampling_stats.jsonl")
-    assert stats, "the sampler reported nothing"
-    assert without_wall_clock(stats) == without_wall_clock(reference.stats)
-    assert late_by_class(stats) == late_by_class(reference.stats)
-
+def assert_predictions_as_replay(events, reference, result):
     predictions = {p["id"]: p for p in read_jsonl(result.out_dir / "predictions.jsonl")}
     assert len(predictions) == len(events)
     for expected in reference.predictions:
@@ -112,6 +106,16 @@ def assert_same_as_replay(events, cfg, result):
         assert got["model_version"] == expected.model_version, expected.id
         for c, p in expected.proba.items():
             assert abs(got["proba"][class_key(c)] - p) <= 1e-9, expected.id
+
+
+def assert_same_as_replay(events, cfg, result):
+    reference = replay(events, cfg)
+    stats = read_jsonl(result.out_dir / "sampling_stats.jsonl")
+    assert stats, "the sampler reported nothing"
+    assert without_wall_clock(stats) == without_wall_clock(reference.stats)
+    assert late_by_class(stats) == late_by_class(reference.stats)
+
+    assert_predictions_as_replay(events, reference, result)
 
     finals = {m["key"]: m for m in read_jsonl(result.out_dir / "metrics.jsonl") if m["final"]}
     for report in reference.reports:
@@ -133,20 +137,21 @@ def test_balanced_sampler_equals_the_pure_core(tmp_path, parallelism):
 
 
 @pytest.mark.timeout(300)  # it used to hang (a GIL deadlock), not fail
-def test_balanced_sampler_in_thread_mode_equals_the_pure_core(tmp_path):
+@pytest.mark.parametrize("strategy", ["none", "balanced"])
+def test_the_job_in_thread_mode_equals_the_pure_core(tmp_path, strategy):
     # Its own process: thread mode needs PYTHONPATH in the JVM's environment when the
     # JVM starts, and this test process's JVM is usually running already.
     events = imbalanced_events(keys=("alpha", "beta"))
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    sampling = {"strategy": "balanced", "budget": 10} if strategy == "balanced" else {}
     raw = {
         "job": {"parallelism": 1, "python_execution_mode": "thread"},
         "sampling": {
             "window": "1s",
             "max_out_of_orderness": "50ms",
             "watermark_interval": "20ms",
-            "strategy": "balanced",
-            "budget": 10,
+            **sampling,
         },
         "metrics": {"report_every": 1000},
     }
@@ -163,7 +168,11 @@ def test_balanced_sampler_in_thread_mode_equals_the_pure_core(tmp_path):
         timeout=280,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert_same_as_replay(events, load_config(raw), SimpleNamespace(out_dir=out))
+    cfg, result = load_config(raw), SimpleNamespace(out_dir=out)
+    if strategy == "none":
+        assert_predictions_as_replay(events, replay(events, cfg), result)
+    else:
+        assert_same_as_replay(events, cfg, result)
 
 
 def test_late_events_are_predicted_and_counted_never_lost(tmp_path):
