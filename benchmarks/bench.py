@@ -35,8 +35,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -736,30 +737,19 @@ class LoadProducer:
 
 
 def find_sustainable_rate(
-    variant: Variant,
-    bootstrap: str,
-    ceiling: float,
-    seconds: float,
-    work: Path,
-    broker_pid: int | None,
-    steps: int = 4,
-    load_client: str = "confluent-kafka",
-    warmup: float = 10.0,
+    measure: Callable[[float], dict[str, Any]], ceiling: float, steps: int = 4
 ) -> tuple[float, list[dict[str, Any]]]:
     """The highest rate the job keeps up with while a live producer shares the machine.
 
     Bisects between 10 % and 100 % of ``ceiling`` (the drain rate of a pre-filled
-    topic, measured with nobody producing). Returns the highest rate that kept
-    up, and every probe run.
+    topic, measured with nobody producing); ``measure(rate)`` is one latency run
+    (:func:`measure_latency`). Returns the highest rate that kept up, and every
+    probe run.
     """
     probes: list[dict[str, Any]] = []
 
     def keeps_up(rate: float) -> bool:
-        probes.append(
-            measure_latency(
-                variant, bootstrap, rate, seconds, work, broker_pid, load_client, warmup
-            )
-        )
+        probes.append(measure(rate))
         print(f"sustainable-rate probe at {rate:.0f} ev/s: {probes[-1]}", flush=True)
         return bool(probes[-1]["keeps_up"])
 
@@ -872,21 +862,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.latency_low:
                 measured.append((LOW_LATENCY_NAME, tuned))
             broker_pid = broker.status(args.instance).pid  # type: ignore[union-attr]
+
+            def measure(which: Variant, rate: float) -> dict[str, Any]:
+                return measure_latency(
+                    which,
+                    bootstrap,
+                    rate,
+                    args.latency_seconds,
+                    work,
+                    broker_pid,
+                    args.load_client,
+                    args.latency_warmup,
+                )
+
             # The drain rate of a pre-filled topic is higher than what the job sustains
             # while a producer and the broker's produce path share the 2 cores, so the
             # shares are of the sustainable rate when it is measured.
             reference, of = base["stratiflow"]["steady_eps"], "drain"
             if args.latency_sustainable:
-                reference, probes = find_sustainable_rate(
-                    variant,
-                    bootstrap,
-                    reference,
-                    args.latency_seconds,
-                    work,
-                    broker_pid,
-                    load_client=args.load_client,
-                    warmup=args.latency_warmup,
-                )
+                reference, probes = find_sustainable_rate(partial(measure, variant), reference)
                 of = "sustainable"
                 results["sustainable"] = {"eps": round(reference, 1), "probes": probes}
             # --latency-rate: absolute rates (to repeat a run), as shares of the reference.
@@ -895,16 +889,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for share in shares:
                 rate = share * reference
                 for label, which in measured:
-                    latency = measure_latency(
-                        which,
-                        bootstrap,
-                        rate,
-                        args.latency_seconds,
-                        work,
-                        broker_pid,
-                        args.load_client,
-                        args.latency_warmup,
-                    )
+                    latency = measure(which, rate)
                     runs.append({"variant": label, "share": round(share, 3), "of": of, **latency})
                     print(f"latency ({label}) at {rate:.0f} ev/s: {latency}", flush=True)
             results["latency"] = runs[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from benchmarks.bench import _keeps_up, _produce_at, _Template, generate
+from benchmarks.bench import _keeps_up, _produce_at, _Template, find_sustainable_rate, generate
 
 
 class _Recorder:
@@ -49,3 +49,15 @@ def test_producing_at_a_rate_sends_that_many_events_with_numbered_ids():
     assert ids == [f"warmup-{i}" for i in range(sent)]
     # offset 3 rotates the templates: the first event is the fourth template's
     assert out.sent[0][1].endswith(templates[3].tail)
+
+
+def test_the_sustainable_rate_is_the_highest_probed_rate_that_kept_up():
+    probed: list[float] = []
+
+    def measure(rate: float) -> dict:
+        probed.append(rate)
+        return {"rate": rate, "keeps_up": rate <= 5000}
+
+    rate, probes = find_sustainable_rate(measure, 8000, steps=4)
+    assert probed == [4400, 6200, 5300, 4850]  # bisection between 800 and 8000
+    assert rate == 4850 and [p["rate"] for p in probes] == probed
