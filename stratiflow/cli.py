@@ -241,6 +241,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
             max_records=args.max,
             idle_timeout_s=args.idle_exit if args.idle_exit is not None else 3.0,
             follow=follow,
+            read_uncommitted=args.read_uncommitted,
         ):
             value = record.value or b""
             print(value.decode("utf-8", "replace") if args.json else format_tail(value))
@@ -514,6 +515,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, help="stop after this many records")
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds without records")
     p.add_argument("--json", action="store_true", help="print raw JSON lines")
+    p.add_argument(
+        "--read-uncommitted",
+        action="store_true",
+        help="also show records of open or aborted transactions (debugging; by default only "
+        "committed records, what the exactly-once sinks have made final, are shown)",
+    )
     _add_config_args(p)
     p.set_defaults(func=cmd_tail)
 

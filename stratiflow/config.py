@@ -47,8 +47,15 @@ class JobSettings:
     parallelism: int = 1
     checkpoint_interval_ms: int = 10_000
     python_execution_mode: str = "process"
-    delivery_guarantee: str = "at_least_once"
-    transactional_id_prefix: str = "stratiflow"
+    #: ``exactly_once`` (Kafka transactions committed on each checkpoint) whenever
+    #: checkpointing is on; ``at_least_once`` without checkpoints. Either can be chosen.
+    delivery_guarantee: str = "auto"
+    #: Prefix of the sinks' transactional ids; it must stay the same across restarts
+    #: of a job and differ between jobs (empty: the job's ``name``).
+    transactional_id_prefix: str = ""
+    #: ``transaction.timeout.ms`` of the exactly-once sinks: at most the broker's
+    #: ``transaction.max.timeout.ms`` (15 min by default on Apache Kafka).
+    transaction_timeout_ms: int = 900_000
     #: Keyed state backend: ``rocksdb`` (in Flink's distribution) or ``hashmap`` (heap).
     state_backend: str = "rocksdb"
     #: Where checkpoints go (a file:// or s3:// URI; empty: the cluster's default).
@@ -453,7 +460,28 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
     _choice(job.state_backend, STATE_BACKENDS, "job.state_backend")
     if job.restart_attempts < 0:
         raise ConfigError("job.restart_attempts", "must be 0 (fail at once) or more")
+    if job.delivery_guarantee == "auto":
+        job = replace(
+            job,
+            delivery_guarantee="exactly_once" if job.checkpoint_interval_ms else "at_least_once",
+        )
     _choice(job.delivery_guarantee, DELIVERY_GUARANTEES, "job.delivery_guarantee")
+    if not job.transactional_id_prefix.strip():
+        job = replace(job, transactional_id_prefix=job.name)
+    job = replace(
+        job,
+        transaction_timeout_ms=parse_duration_ms(
+            job.transaction_timeout_ms, "job.transaction_timeout_ms"
+        ),
+    )
+    if job.delivery_guarantee == "exactly_once" and (
+        job.transaction_timeout_ms <= job.checkpoint_interval_ms
+    ):
+        raise ConfigError(
+            "job.transaction_timeout_ms",
+            "must be longer than job.checkpoint_interval_ms (a transaction stays open "
+            "from one checkpoint to the next)",
+        )
     if job.delivery_guarantee == "exactly_once" and job.checkpoint_interval_ms == 0:
         raise ConfigError(
             "job.delivery_guarantee",

@@ -185,6 +185,8 @@ def consumer(bootstrap: str, properties: Mapping[str, str] | None = None, **kwar
         "bootstrap_servers": bootstrap,
         "enable_auto_commit": False,
         "group_id": None,
+        # The job's sinks write in transactions (exactly-once): show committed records only.
+        "isolation_level": "read_committed",
     }
     options.update(client_options(properties or {}))
     options.update(kwargs)
@@ -280,16 +282,19 @@ def read_topic(
     idle_timeout_s: float = 3.0,
     max_records: int | None = None,
     follow: bool = False,
+    read_uncommitted: bool = False,
 ) -> Iterator[Any]:
-    """Yield the records of every partition of ``topic``.
+    """Yield the committed records of every partition of ``topic``.
 
     Stops after ``max_records``, or when nothing arrived for ``idle_timeout_s``
-    (unless ``follow``, which waits forever).
+    (unless ``follow``, which waits forever). ``read_uncommitted`` also shows
+    records of open and aborted transactions (for debugging).
     """
     from kafka import TopicPartition
 
     ids = partitions(bootstrap, topic, properties, timeout_s=idle_timeout_s if not follow else 60)
-    client = consumer(bootstrap, properties)
+    isolation = "read_uncommitted" if read_uncommitted else "read_committed"
+    client = consumer(bootstrap, properties, isolation_level=isolation)
     try:
         tps = [TopicPartition(topic, p) for p in ids]
         client.assign(tps)

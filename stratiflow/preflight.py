@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from stratiflow.config import Config
 from stratiflow.kafka_io import client_options
@@ -90,7 +92,8 @@ def check_tls(servers: str, properties: Mapping[str, str], *, timeout_s: float =
     """With ``security.protocol`` SSL or SASL_SSL, shake hands with the first bootstrap
     server that accepts a connection, with the TLS settings the CLI's clients use, and raise
     :class:`PreflightError` saying why when that fails (an untrusted certificate, a
-    plaintext port, a key store that does not load). A client would otherwise retry until
+    plaintext port, a key store that does not load, no client certificate where the broker
+    requires one, a SASL login the broker refuses). A client would otherwise retry until
     it times out. Unreachable servers are left to the caller's own check."""
     options = client_options(properties)
     if not str(options.get("security_protocol", "")).upper().endswith("SSL"):
@@ -125,7 +128,8 @@ def check_tls(servers: str, properties: Mapping[str, str], *, timeout_s: float =
         except (OSError, ValueError):
             continue
         try:
-            with ctx.wrap_socket(sock, server_hostname=host):
+            with ctx.wrap_socket(sock, server_hostname=host) as tls:
+                check_login(tls, f"{host}:{port}", options)
                 return
         except ssl.SSLCertVerificationError as exc:
             raise PreflightError(
@@ -142,3 +146,128 @@ def check_tls(servers: str, properties: Mapping[str, str], *, timeout_s: float =
             ) from None
         finally:
             sock.close()
+
+
+# -- after the handshake: client certificate and SASL login ---------------------------------
+
+#: SASL mechanisms :func:`check_login` can try (others are left to the client).
+_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_API_VERSIONS, _SASL_HANDSHAKE, _SASL_AUTHENTICATE = 18, 17, 36
+
+
+def _frame(api_key: int, version: int, body: bytes, correlation_id: int = 1) -> bytes:
+    """A Kafka request (header v1, client id ``stratiflow-preflight``), size-prefixed.
+
+    >>> _frame(18, 0, b"")[:12].hex()
+    '0000001e0012000000000001'
+    """
+    client = b"stratiflow-preflight"
+    header = struct.pack(">hhih", api_key, version, correlation_id, len(client)) + client
+    return struct.pack(">i", len(header) + len(body)) + header + body
+
+
+def _read_exactly(sock: Any, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        data += chunk
+    return data
+
+
+def _call(sock: Any, api_key: int, version: int, body: bytes) -> bytes:
+    """Send one request and return the response body (after the correlation id)."""
+    sock.sendall(_frame(api_key, version, body))
+    (size,) = struct.unpack(">i", _read_exactly(sock, 4))
+    return _read_exactly(sock, size)[4:]
+
+
+def _bytes(data: bytes) -> bytes:
+    return struct.pack(">i", len(data)) + data
+
+
+def _string(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack(">h", len(raw)) + raw
+
+
+def _sasl_error(response: bytes) -> tuple[int, str | None, bytes]:
+    """SaslAuthenticate v1 response: error code, error message, auth bytes."""
+    code, length = struct.unpack(">hh", response[:4])
+    pos = 4 + max(length, 0)
+    message = response[4:pos].decode(errors="replace") if length >= 0 else None
+    (size,) = struct.unpack(">i", response[pos : pos + 4])
+    return code, message, response[pos + 4 : pos + 4 + max(size, 0)]
+
+
+def sasl_login(sock: Any, mechanism: str, username: str, password: str) -> str | None:
+    """Log in over ``sock`` (SaslHandshake v1, SaslAuthenticate v1) as the client would.
+
+    Returns why the broker refused (its own words, never the password), or ``None``
+    when it accepted the login.
+    """
+    response = _call(sock, _SASL_HANDSHAKE, 1, _string(mechanism))
+    code, count = struct.unpack(">hi", response[:6])
+    enabled, pos = [], 6
+    for _ in range(max(count, 0)):
+        (length,) = struct.unpack(">h", response[pos : pos + 2])
+        enabled.append(response[pos + 2 : pos + 2 + length].decode())
+        pos += 2 + length
+    if code != 0 or mechanism not in enabled:
+        return f"it does not enable sasl.mechanism {mechanism} (it enables {', '.join(enabled)})"
+    if mechanism == "PLAIN":
+        tokens = [b"\0" + username.encode() + b"\0" + password.encode()]
+        scram = None
+    else:
+        from kafka.net.sasl.scram import ScramClient  # what the CLI's clients use
+
+        scram = ScramClient(username, password, mechanism)
+        tokens = [scram.first_message()]
+    while tokens:
+        code, message, reply = _sasl_error(_call(sock, _SASL_AUTHENTICATE, 1, _bytes(tokens.pop())))
+        if code != 0:
+            return message or f"error code {code}"
+        if scram is not None and not scram.stored_key:
+            scram.process_server_first_message(reply)
+            tokens.append(scram.final_message())
+    return None
+
+
+def check_login(sock: Any, server: str, options: Mapping[str, Any]) -> None:
+    """After the TLS handshake: one request, so that a broker that wants a client
+    certificate (TLS 1.3 says so only now) or refuses the SASL login is explained."""
+    protocol = str(options.get("security_protocol", "")).upper()
+    mechanism = str(options.get("sasl_mechanism", "GSSAPI")).upper()
+    username = options.get("sasl_plain_username")
+    password = options.get("sasl_plain_password")
+    try:
+        if protocol != "SASL_SSL":
+            _call(sock, _API_VERSIONS, 0, b"")
+            return
+        if mechanism not in _SASL_MECHANISMS or username is None or password is None:
+            return  # OAUTHBEARER, GSSAPI...: the client's business
+        refused = sasl_login(sock, mechanism, username, password)
+    except ssl.SSLError as exc:
+        alert = str(exc).upper()
+        if "CERTIFICATE_REQUIRED" not in alert and "BAD_CERTIFICATE" not in alert:
+            return  # left to the client, which says more than a guess here would
+        if not options.get("ssl_certfile"):
+            raise PreflightError(
+                f"TLS: the Kafka broker at {server} requires a client certificate; set "
+                "kafka.properties ssl.keystore.location (a PEM file with the client's key and "
+                "certificate, ssl.keystore.type PEM)"
+            ) from None
+        raise PreflightError(
+            f"TLS: the Kafka broker at {server} refused the client certificate in "
+            f"kafka.properties ssl.keystore.location={options['ssl_certfile']}; it must be "
+            "signed by a CA the broker trusts"
+        ) from None
+    except (OSError, ValueError, struct.error):
+        return
+    if refused is not None:
+        raise PreflightError(
+            f"SASL: the Kafka broker at {server} refused the login as {username!r} "
+            f"({refused}); check the username and password in kafka.properties "
+            f"sasl.jaas.config and sasl.mechanism"
+        )

@@ -193,6 +193,7 @@ def server_properties(
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode above applies only when the file is created
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
 
