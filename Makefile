@@ -21,11 +21,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
-$(PROVISIONED): $(STAMP) $(wildcard stratiflow/local/java/*.java) stratiflow/local/provision.py
+$(PROVISIONED): $(STAMP) $(wildcard stratiflow/local/java/*.java) stratiflow/local/provision.py stratiflow/local/maven/pom.xml stratiflow/local/maven/checksums.sha256
 	$(SF) local setup
 	@touch $@
 
-setup: $(STAMP) $(PROVISIONED) ## create .venv, install stratiflow, fetch broker binary + connector jars
+setup: $(STAMP) $(PROVISIONED) ## create .venv, install stratiflow, resolve the Kafka broker and connector jars with Maven
 
 demo: setup ## start the local broker, produce Phishing, run the job on an embedded Flink, print metrics
 	$(SF) demo
@@ -68,7 +68,7 @@ deploy-check: $(STAMP) ## static checks of deploy/ and docker-compose.yml
 
 stop: ## stop the local broker and Flink cluster started by stratiflow
 	-@[ -x $(SF) ] && $(SF) local flink stop || true
-	-@[ -x $(SF) ] && $(SF) local broker stop --with-storage || true
+	-@[ -x $(SF) ] && $(SF) local broker stop || true
 
 clean: stop ## remove the venv and everything downloaded
 	rm -rf $(VENV) .stratiflow

@@ -77,7 +77,7 @@ class Variant:
 #: Settings that trade throughput for latency (README "Performance"): Python bundles
 #: end every 20 ms (PyFlink hands a Python operator its input when a bundle ends or
 #: 1 MB is buffered), network buffers flush every 10 ms, and the source's fetches
-#: return within 20 ms (Tansu holds a fetch for up to fetch.max.wait.ms).
+#: return within 20 ms (the broker holds a fetch for up to fetch.max.wait.ms).
 LOW_LATENCY_NAME = "low-latency settings"
 LOW_LATENCY: dict[str, Any] = {
     "job.flink.python.fn-execution.bundle.time": 20,

@@ -53,7 +53,7 @@ class BrokerHandle:
 
 @pytest.fixture(scope="session")
 def broker(local_paths: LocalPaths) -> Iterator[BrokerHandle]:
-    """A Tansu broker on a free port, for the whole session."""
+    """An Apache Kafka broker on a free port, for the whole session."""
     instance = instance_name("broker")
     info = local_broker.start(free_port(), instance=instance, paths=local_paths)
     try:

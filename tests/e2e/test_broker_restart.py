@@ -1,7 +1,6 @@
-"""Broker crash on durable storage: SIGKILL the broker mid-stream and start it again.
+"""Broker crash: SIGKILL Apache Kafka mid-stream and start it again on the same data dir.
 
-The broker runs with ``durable=True`` (``stratiflow local broker start --durable``):
-its topics live in a loopback S3 server that outlives the broker process. The job
+The job
 runs on a standalone cluster and must get through the outage on its own (its
 restart strategy; nobody resubmits it), and every event whose send the broker
 acknowledged (acks=all) must get a prediction. ``make test`` runs it at a smoke
@@ -23,7 +22,6 @@ import pytest
 
 from stratiflow import kafka_io
 from stratiflow.local import broker as local_broker
-from stratiflow.local import s3server
 from stratiflow.local.paths import LocalPaths
 from stratiflow.local.procs import free_port, pid_alive
 from stratiflow.records import to_json_bytes
@@ -39,30 +37,21 @@ N = int(os.environ.get("STRATIFLOW_BROKER_RESTART_N", "6000"))
 #: How long the broker stays dead before it is started again.
 DOWN_S = float(os.environ.get("STRATIFLOW_BROKER_DOWN_S", "2"))
 REPORT_EVERY = 1000
-FAULT = "broker SIGKILL + restart (durable S3 storage)"
-#: Every producer here (the test's and the job's sink) runs without idempotence. Tansu
-#: 0.6.0's S3 engine records an idempotent producer's sequence number before it stores
-#: the batch; a crash in between loses the batch, and the producer's retry is then
-#: answered DUPLICATE_SEQUENCE_NUMBER, which Kafka clients count as written: an
-#: acknowledged batch lost (seen here: 43 of 6000 records, every time). Without
-#: idempotence the retry is simply stored again: duplicates, which are deduplicated by id.
-IDEMPOTENCE_OFF = {"enable.idempotence": "false"}
+FAULT = "broker SIGKILL + restart (same data dir)"
 
 
 @pytest.fixture
 def durable_broker(local_paths: LocalPaths) -> Iterator[BrokerHandle]:
-    """A broker instance of this test's own, on durable storage: the test kills it."""
-    instance = f"test-durable-{os.getpid()}"
-    info = local_broker.start(free_port(), instance=instance, paths=local_paths, durable=True)
-    assert info.durable and not info.already_running
+    """An Apache Kafka instance of this test's own (its log dir survives a kill)."""
+    instance = f"test-restart-{os.getpid()}"
+    info = local_broker.start(free_port(), instance=instance, paths=local_paths)
+    assert not info.already_running
     try:
         yield BrokerHandle(instance=instance, port=info.port, pid=info.pid)
     finally:
-        local_broker.stop(instance, local_paths, with_storage=True)
-        assert s3server.status(instance, local_paths) is None
+        local_broker.stop(instance, local_paths, purge=True)
         if not KEEP_LOGS:
             local_paths.broker_log(instance).unlink(missing_ok=True)
-            local_paths.s3_log(instance).unlink(missing_ok=True)
 
 
 def job_restarts(port: int, job: str) -> int:
@@ -87,7 +76,6 @@ def test_broker_killed_mid_stream_restarts_on_its_storage_and_the_job_recovers(
         bootstrap,
         prefix,
         job={"checkpoint_interval_ms": "1s", "restart_delay_ms": "1s", "restart_attempts": 20},
-        kafka={"properties": IDEMPOTENCE_OFF},
         metrics={"report_every": REPORT_EVERY},
     )
     events_topic, predictions_topic = f"{prefix}-events", f"{prefix}-predictions"
@@ -107,11 +95,9 @@ def test_broker_killed_mid_stream_restarts_on_its_storage_and_the_job_recovers(
     wait_for(lambda: len(running_jobs()) == 1, 60, "the job to run")
     (job,) = running_jobs()
     try:
-        # The test's producer waits for every replica (acks=all), retries through the
-        # outage and reconnects quickly once the broker is back (IDEMPOTENCE_OFF).
-        producer = kafka_io.producer(
-            bootstrap, reconnect_backoff_max_ms=1000, enable_idempotence=False
-        )
+        # The test's producer keeps Kafka's defaults (idempotent, acks=all), retries
+        # through the outage and reconnects quickly once the broker is back.
+        producer = kafka_io.producer(bootstrap, reconnect_backoff_max_ms=1000)
         acked: set[str] = set()
         failed: list[str] = []
         sent = [0]
@@ -141,17 +127,16 @@ def test_broker_killed_mid_stream_restarts_on_its_storage_and_the_job_recovers(
         wait_for(lambda: not pid_alive(durable_broker.pid), 10, "the broker to die", every=0.05)
         time.sleep(DOWN_S)
         restarted = local_broker.start(
-            durable_broker.port, instance=durable_broker.instance, paths=local_paths, durable=True
+            durable_broker.port, instance=durable_broker.instance, paths=local_paths
         )
         restarted_at = time.time()
-        assert restarted.durable and restarted.pid != durable_broker.pid
+        assert restarted.pid != durable_broker.pid
         thread.join(timeout=300)
         assert not thread.is_alive()
 
         # Make the number of records on the topic a multiple of the report interval, so
         # that the last metrics report of this unbounded job counts every one. (Records,
-        # not offsets: a crash between Tansu advancing a partition's offset and storing
-        # the batch leaves a hole; the producer's retry stores it at the next offset.)
+        # not offsets: the producer's transaction markers take offsets too.)
         top_up = (-len(topic_values(bootstrap, events_topic))) % REPORT_EVERY
         for i in range(N, N + top_up):
             send(i)
@@ -204,6 +189,10 @@ def test_broker_killed_mid_stream_restarts_on_its_storage_and_the_job_recovers(
     assert set(by_id) == topic_ids
     lost = len(acked - set(by_id))
     assert lost == 0
+    # Idempotent producers and exactly-once sinks: no event was written twice, and the
+    # committed output holds one prediction per event, with no deduplication.
+    assert total == len(topic_ids)
+    assert len(predictions) == len(by_id)
     # The model saw every record once, in topic order: the k-th record (an event the
     # producer's retry wrote twice counts twice) was predicted by a model that had
     # learned k records, and copies of one prediction (replays) are identical.
@@ -222,8 +211,7 @@ def test_broker_killed_mid_stream_restarts_on_its_storage_and_the_job_recovers(
             "fault": FAULT,
             "events_in": len(acked),
             "predictions_out": len(predictions),
-            "duplicates_before_dedupe": len(predictions) - len(by_id),
-            "duplicates_after_dedupe": 0,
+            "duplicates": len(predictions) - len(by_id),
             "lost": lost,
             "recovery_s": round(recovery_s, 1),
             "broker_down_s": round(restarted_at - killed_at, 1),

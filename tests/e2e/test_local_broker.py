@@ -1,4 +1,4 @@
-"""The local Tansu broker, for real: start, serve Kafka clients, stop."""
+"""The local Apache Kafka broker, for real: start, serve Kafka clients, stop."""
 
 from __future__ import annotations
 

@@ -3,15 +3,20 @@ credentials, secrets kept out of the environment the Flink cluster logs, TLS pre
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import socket
+import struct
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from stratiflow.config import ConfigError, load_config, redact
 from stratiflow.kafka_io import client_options, resolve_providers, secret_environ
-from stratiflow.preflight import PreflightError, check_kafka, check_tls
+from stratiflow.preflight import PreflightError, check_kafka, check_login, check_tls, sasl_login
 
 FILE_PROVIDER = "org.apache.kafka.common.config.provider.FileConfigProvider"
 DIR_PROVIDER = "org.apache.kafka.common.config.provider.DirectoryConfigProvider"
@@ -271,3 +276,147 @@ def test_the_producer_takes_enable_idempotence_from_the_properties():
             assert made.config["enable_idempotence"] is expected
         finally:
             made.close(timeout=0)
+
+
+# -- SASL login preflight -------------------------------------------------------------------
+
+
+def _fake_sasl_broker(sock: socket.socket, mechanisms: list[str], password: str) -> None:
+    """Answer SaslHandshake v1 and SaslAuthenticate v1 like Kafka, for user ``svc``
+    (PLAIN, or SCRAM-SHA-512 with the server side of RFC 5802), until the peer hangs up."""
+
+    def read(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    def reply(correlation: int, body: bytes) -> None:
+        sock.sendall(struct.pack(">ii", len(body) + 4, correlation) + body)
+
+    def authenticated(code: int, message: str | None = None, auth: bytes = b"") -> bytes:
+        text = b"" if message is None else message.encode()
+        length = -1 if message is None else len(text)
+        return (
+            struct.pack(">hh", code, length)
+            + text
+            + struct.pack(">i", len(auth))
+            + auth
+            + (struct.pack(">q", 0))
+        )
+
+    refused = "Authentication failed during authentication due to invalid credentials"
+    salt, rounds, scram = b"pepper", 4096, {}
+    salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, rounds)
+    try:
+        while True:
+            (size,) = struct.unpack(">i", read(4))
+            request = read(size)
+            api_key, _version, correlation, n = struct.unpack(">hhih", request[:10])
+            body = request[10 + n :]
+            if api_key == 17:  # SaslHandshake
+                names = b"".join(struct.pack(">h", len(m)) + m.encode() for m in mechanisms)
+                reply(correlation, struct.pack(">hi", 0, len(mechanisms)) + names)
+                continue
+            token = body[4:]
+            if token.startswith(b"\0"):  # PLAIN
+                ok = token == b"\0svc\0" + password.encode()
+                reply(correlation, authenticated(0) if ok else authenticated(58, refused))
+            elif "first" not in scram:
+                scram["first"] = token[3:].decode()  # after the GS2 header "n,,"
+                nonce = dict(kv.split("=", 1) for kv in scram["first"].split(","))["r"] + "srv"
+                scram["server"] = f"r={nonce},s={base64.b64encode(salt).decode()},i={rounds}"
+                reply(correlation, authenticated(0, None, scram["server"].encode()))
+            else:
+                final = token.decode()
+                without_proof, proof = final.rsplit(",p=", 1)
+                message = f"{scram['first']},{scram['server']},{without_proof}".encode()
+                client_key = hmac.new(salted, b"Client Key", "sha512").digest()
+                stored = hashlib.sha512(client_key).digest()
+                signature = hmac.new(stored, message, "sha512").digest()
+                given = bytes(
+                    a ^ b for a, b in zip(base64.b64decode(proof), signature, strict=True)
+                )
+                user = dict(kv.split("=", 1) for kv in scram["first"].split(","))["n"]
+                if user != "svc" or hashlib.sha512(given).digest() != stored:
+                    reply(correlation, authenticated(58, refused))
+                    continue
+                server_key = hmac.new(salted, b"Server Key", "sha512").digest()
+                verifier = base64.b64encode(hmac.new(server_key, message, "sha512").digest())
+                reply(correlation, authenticated(0, None, b"v=" + verifier))
+    except (EOFError, OSError):
+        pass
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def sasl_broker() -> Iterator[Any]:
+    """``connect(mechanisms, password)``: a client socket to a fake SASL broker."""
+    threads = []
+
+    def connect(mechanisms: list[str], password: str) -> socket.socket:
+        client, server = socket.socketpair()
+        client.settimeout(5)
+        thread = threading.Thread(
+            target=_fake_sasl_broker, args=(server, mechanisms, password), daemon=True
+        )
+        thread.start()
+        threads.append((thread, client))
+        return client
+
+    yield connect
+    for thread, client in threads:
+        client.close()
+        thread.join(2)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-512"])
+def test_sasl_login_accepts_the_right_password_and_reports_the_brokers_refusal(
+    sasl_broker, mechanism
+):
+    assert sasl_login(sasl_broker([mechanism], "s3cret"), mechanism, "svc", "s3cret") is None
+    refused = sasl_login(sasl_broker([mechanism], "s3cret"), mechanism, "svc", "wrong")
+    assert refused is not None and "invalid credentials" in refused
+    assert sasl_login(sasl_broker([mechanism], "s3cret"), mechanism, "bob", "s3cret") is not None
+
+
+def test_sasl_login_names_a_mechanism_the_broker_does_not_enable(sasl_broker):
+    refused = sasl_login(sasl_broker(["SCRAM-SHA-512"], "pw"), "SCRAM-SHA-256", "svc", "pw")
+    assert refused == "it does not enable sasl.mechanism SCRAM-SHA-256 (it enables SCRAM-SHA-512)"
+
+
+def test_a_refused_login_is_one_sentence_naming_the_setting_not_the_password(sasl_broker):
+    options = {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "svc",
+        "sasl_plain_password": "hunter2-wrong",
+    }
+    with pytest.raises(PreflightError) as exc:
+        check_login(sasl_broker(["SCRAM-SHA-512"], "hunter2"), "127.0.0.1:9094", options)
+    text = str(exc.value)
+    assert text.startswith("SASL: the Kafka broker at 127.0.0.1:9094 refused the login as 'svc'")
+    assert "sasl.jaas.config" in text and "hunter2" not in text and "\n" not in text
+    check_login(  # the right password: no error
+        sasl_broker(["SCRAM-SHA-512"], "hunter2"),
+        "127.0.0.1:9094",
+        {**options, "sasl_plain_password": "hunter2"},
+    )
+
+
+def test_logins_the_check_cannot_try_are_left_to_the_client(sasl_broker):
+    for options in (
+        {"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER"},
+        {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN"},  # no credentials
+    ):
+        check_login(sasl_broker(["PLAIN"], "pw"), "127.0.0.1:9094", options)
+    server = socket.socketpair()
+    server[1].close()  # a broker that hangs up: the client's own errors say more
+    check_login(server[0], "127.0.0.1:9094", {"security_protocol": "SASL_SSL",
+                "sasl_mechanism": "PLAIN", "sasl_plain_username": "u",
+                "sasl_plain_password": "p"})  # fmt: skip
+    server[0].close()

@@ -27,7 +27,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_port_taken_is_detected(paths: LocalPaths, fake_tansu: Path) -> None:
+def test_port_taken_is_detected(paths: LocalPaths, fake_kafka_libs: Path, fake_java: Path) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -36,8 +36,9 @@ def test_port_taken_is_detected(paths: LocalPaths, fake_tansu: Path) -> None:
         with pytest.raises(PortInUseError, match=rf"port {port} is already in use") as err:
             broker.start(port, instance="unit", paths=paths)
         assert err.value.port == port
-        # Nothing was started or recorded.
+        # Nothing was started, written or recorded.
         assert not paths.broker_pid_file("unit").exists()
+        assert not paths.broker_dir("unit").exists()
     assert procs.port_is_free(port)
 
 
@@ -45,12 +46,37 @@ def test_free_port_is_free() -> None:
     assert procs.port_is_free(procs.free_port())
 
 
-def test_missing_binary_says_how_to_get_it(paths: LocalPaths) -> None:
+def test_missing_classpath_says_how_to_get_it(paths: LocalPaths) -> None:
     with pytest.raises(LocalInfraError) as err:
         broker.start(procs.free_port(), instance="unit", paths=paths)
     message = str(err.value)
-    assert str(paths.tansu) in message
+    assert message.startswith(f"the Kafka broker's classpath is missing ({paths.kafka_libs})")
     assert "make setup" in message and "stratiflow local setup" in message
+    # A libs dir without the Kafka jar is no classpath either.
+    paths.kafka_libs.mkdir(parents=True)
+    (paths.kafka_libs / "log4j-api-2.25.3.jar").write_bytes(b"")
+    with pytest.raises(LocalInfraError, match="classpath is missing"):
+        broker.start(procs.free_port(), instance="unit", paths=paths)
+
+
+def test_missing_java_says_what_to_install(
+    paths: LocalPaths, fake_kafka_libs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with pytest.raises(LocalInfraError, match=r"^`java` not found .*Java 17 JDK"):
+        broker.start(procs.free_port(), instance="unit", paths=paths)
+    assert not paths.broker_dir("unit").exists()
+
+
+def test_java_home_wins_over_path(paths: LocalPaths, fake_java: Path) -> None:
+    cmd = broker.broker_command(paths, "unit")
+    assert cmd[0] == str(fake_java)
+    assert cmd[-2:] == [broker.MAIN_CLASS, str(paths.broker_dir("unit") / "server.properties")]
+    assert cmd[cmd.index("-cp") + 1] == f"{paths.kafka_libs}/*"
+    assert not any("password" in arg.lower() for arg in cmd)
 
 
 def test_stale_pid_file_of_a_dead_process(paths: LocalPaths) -> None:
