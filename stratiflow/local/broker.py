@@ -190,29 +190,12 @@ def server_properties(
     return props
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # the mode above applies only when the file is created
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-
-
 def _properties_text(props: Mapping[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
 def _java() -> str:
-    home = os.environ.get("JAVA_HOME")
-    if home and os.access(Path(home) / "bin" / "java", os.X_OK):
-        return str(Path(home) / "bin" / "java")
-    found = shutil.which("java")
-    if found is None:
-        raise LocalInfraError(
-            "`java` not found (neither $JAVA_HOME/bin/java nor on PATH): the Kafka broker "
-            "needs a Java 17 JDK; install one (e.g. `apt-get install openjdk-17-jdk-headless`)"
-        )
-    return found
+    return procs.java_executable("the Kafka broker")
 
 
 def _heap_mb() -> int:
@@ -362,7 +345,7 @@ def _run_java_with_argfile(args: list[str], workdir: Path, what: str) -> str:
     """Run ``java @argfile``: the arguments (a password among them) stay off the process
     listing; the file is private and removed at once."""
     argfile = workdir / ".java-args"
-    _write_private(argfile, "\n".join(json.dumps(a) for a in args) + "\n")
+    procs.write_private(argfile, "\n".join(json.dumps(a) for a in args) + "\n")
     try:
         result = subprocess.run(
             [_java(), f"@{argfile}"], capture_output=True, text=True, timeout=120, check=False
@@ -389,10 +372,7 @@ def _meta_cluster_id(data_dir: Path) -> str | None:
 def _format(p: LocalPaths, instance: str, cluster_id: str, secure: bool) -> None:
     """``kafka-storage format --standalone`` (with the SCRAM user when ``secure``)."""
     args = [
-        *_jvm_args(p, instance)[:1],
-        f"-Dlog4j2.configurationFile={p.broker_dir(instance) / 'log4j2.yaml'}",
-        "-cp",
-        f"{p.kafka_libs}/*",
+        *_jvm_args(p, instance),
         "kafka.tools.StorageTool",
         "format",
         "--standalone",
@@ -407,8 +387,8 @@ def _format(p: LocalPaths, instance: str, cluster_id: str, secure: bool) -> None
     _run_java_with_argfile(args, p.broker_dir(instance), f"formatting {p.broker_data(instance)}")
 
 
-def _allocate(port: int, secure: bool, avoid: set[int]) -> Listeners:
-    taken = {port, *avoid}
+def _allocate(port: int, secure: bool) -> Listeners:
+    taken = {port}
 
     def pick() -> int:
         while True:
@@ -458,7 +438,7 @@ def _prepare(
         listeners = _listeners_of(layout, port)
         cluster_id = str(layout["cluster_id"])
     else:
-        listeners = _allocate(port, secure, set())
+        listeners = _allocate(port, secure)
         cluster_id = new_cluster_id()
         if data.exists():
             shutil.rmtree(data)  # a format that never completed
@@ -473,12 +453,12 @@ def _prepare(
     security: dict[str, str] = {}
     if listeners.secure:
         material = tls.ensure_material(p.tls_dir(instance), log=log)
-        security = tls.broker_properties(material, SCRAM_USER)
+        security = tls.broker_properties(material)
     level = os.environ.get("STRATIFLOW_BROKER_LOG", "INFO").upper()
     bdir.mkdir(parents=True, exist_ok=True)
     (bdir / "log4j2.yaml").write_text(_LOG4J2.format(level=level))
     # The keystore password is in here: private, like Kafka's own config files should be.
-    _write_private(
+    procs.write_private(
         bdir / "server.properties",
         "# written by stratiflow local broker start; edits are overwritten\n"
         + _properties_text(server_properties(listeners, data, security)),
@@ -666,7 +646,7 @@ def client_settings(info: BrokerInfo, p: LocalPaths | None = None) -> dict[str, 
     p = _paths(p)
     settings: dict[str, dict[str, str]] = {"PLAINTEXT": {"bootstrap.servers": info.bootstrap}}
     if info.sasl_ssl_bootstrap and info.ssl_bootstrap:
-        material = tls.material_paths(p.tls_dir(info.instance))
+        material = tls.Material(p.tls_dir(info.instance))
         settings["SASL_SSL"] = {
             "bootstrap.servers": info.sasl_ssl_bootstrap,
             **tls.sasl_ssl_client_properties(material, SCRAM_USER),

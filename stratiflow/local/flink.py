@@ -264,16 +264,7 @@ def write_conf_dir(
 
 
 def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and os.access(Path(java_home) / "bin" / "java", os.X_OK):
-        return str(Path(java_home) / "bin" / "java")
-    java = shutil.which("java")
-    if java is None:
-        raise LocalInfraError(
-            "Java not found: install a JDK 17 (e.g. `apt-get install openjdk-17-jdk-headless`) "
-            "or set JAVA_HOME"
-        )
-    return java
+    return procs.java_executable("the Flink cluster")
 
 
 def _ensure_executable(home: Path) -> None:

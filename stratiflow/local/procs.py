@@ -24,6 +24,35 @@ from stratiflow.local.errors import LocalInfraError, PortInUseError
 
 LOOPBACK = "127.0.0.1"
 
+
+def java_executable(needed_by: str) -> str:
+    """``$JAVA_HOME/bin/java`` if there is one, else ``java`` on PATH.
+
+    Raises
+    ------
+    LocalInfraError
+        Neither exists; the message says that ``needed_by`` needs a Java 17 JDK.
+    """
+    home = os.environ.get("JAVA_HOME")
+    if home and os.access(Path(home) / "bin" / "java", os.X_OK):
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise LocalInfraError(
+            f"`java` not found (neither $JAVA_HOME/bin/java nor on PATH): {needed_by} "
+            "needs a Java 17 JDK; install one (e.g. `apt-get install openjdk-17-jdk-headless`)"
+        )
+    return found
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (mode 0600), even if it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode above applies only when the file is created
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
 # Children started by this Python process. Keeping the Popen objects lets
 # ``terminate`` reap them (otherwise a stopped child lingers as a zombie that
 # still answers ``kill -0``) and avoids "subprocess still running" warnings.

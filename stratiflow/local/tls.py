@@ -14,7 +14,6 @@ Everything is generated once per broker instance under ``tls/<instance>/`` with
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from stratiflow.local import procs
 from stratiflow.local.errors import LocalInfraError
 
 CA_DAYS = 825
@@ -69,16 +69,6 @@ class Material:
                 self.client_secrets,
             )
         )
-
-
-def material_paths(folder: Path) -> Material:
-    return Material(folder)
-
-
-def _private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
 
 
 def _openssl(args: list[str], cwd: Path) -> None:
@@ -130,20 +120,22 @@ def ensure_material(folder: Path, log: Callable[[str], object] = lambda _m: None
             "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
         )
         password = secrets.token_urlsafe(18)
-        _private(work / "keystore-password", password + "\n")
+        procs.write_private(work / "keystore-password", password + "\n")
         # The password reaches openssl through a file descriptor of its own, not argv.
         _openssl(["pkcs12", "-export", "-in", "broker.crt", "-inkey", "broker.key",
                   "-certfile", "ca.pem", "-name", "broker", "-out", "broker.p12",
                   "-passout", f"file:{work / 'keystore-password'}"], work)  # fmt: skip
         # PKCS#8 key first, then the chain: what both Java's PEM keystore and Python read.
         _openssl(["pkcs8", "-topk8", "-nocrypt", "-in", "client.key", "-out", "client.p8"], work)
-        _private(
+        procs.write_private(
             work / "client.pem",
             (work / "client.p8").read_text()
             + (work / "client.crt").read_text()
             + (work / "ca.pem").read_text(),
         )
-        _private(work / "client-secrets.properties", f"password={secrets.token_urlsafe(18)}\n")
+        procs.write_private(
+            work / "client-secrets.properties", f"password={secrets.token_urlsafe(18)}\n"
+        )
         for name in ("ca.pem", "ca.key", "broker.p12", "keystore-password", "client.pem",
                      "client-secrets.properties"):  # fmt: skip
             (work / name).replace(folder / name)
@@ -160,7 +152,7 @@ def scram_password(folder: Path) -> str:
     raise LocalInfraError(f"{material.client_secrets} has no password= line")
 
 
-def broker_properties(material: Material, user: str) -> dict[str, str]:
+def broker_properties(material: Material) -> dict[str, str]:
     """The broker's SASL_SSL and SSL listener settings (mTLS required on SSL)."""
     keystore_password = material.keystore_password_file.read_text().strip()
     return {

@@ -85,7 +85,7 @@ def secure_broker(local_paths: LocalPaths, tmp_path_factory: Any) -> Iterator[Se
     local_broker.stop(instance, local_paths, purge=True)  # leftovers of a crashed run
     info = local_broker.start(free_port(), instance=instance, paths=local_paths, secure=True)
     try:
-        material = tls.material_paths(local_paths.tls_dir(instance))
+        material = tls.Material(local_paths.tls_dir(instance))
         other = tls.ensure_material(tmp_path_factory.mktemp("other-ca") / "tls")
         yield SecureBroker(
             info=info,

@@ -526,6 +526,6 @@ def test_tls_material_is_private_and_the_client_certificate_verifies(tmp_path: P
     assert len(password) >= 20
     assert tls.ensure_material(folder).ca.read_bytes() == ca
     assert tls.scram_password(folder) == password
-    props = tls.broker_properties(material, broker.SCRAM_USER)
+    props = tls.broker_properties(material)
     assert props["ssl.keystore.password"] == material.keystore_password_file.read_text().strip()
     assert props["listener.name.ssl.ssl.client.auth"] == "required"

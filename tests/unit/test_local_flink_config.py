@@ -141,7 +141,9 @@ def test_status_and_stop_of_an_unknown_instance(tmp_path: Path) -> None:
 def test_missing_java_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setattr(flink.shutil, "which", lambda name: None)
-    with pytest.raises(LocalInfraError, match="Java not found: install a JDK 17"):
+    with pytest.raises(
+        LocalInfraError, match=r"^`java` not found .*: the Flink cluster needs a Java 17 JDK"
+    ):
         flink.start(18081, instance="unit", paths=LocalPaths(tmp_path))
     assert not (tmp_path / "flink" / "unit" / "conf").exists()
 
