@@ -273,6 +273,41 @@ def end_offsets(
         client.close()
 
 
+def count_records(
+    bootstrap: str,
+    topic: str,
+    properties: Mapping[str, str] | None = None,
+    *,
+    timeout_s: float = 60.0,
+) -> int:
+    """How many committed records ``topic`` holds now.
+
+    Not the sum of end offsets: on a topic written in transactions (the job's
+    exactly-once sinks) every commit marker takes an offset, and aborted records
+    take theirs. This reads up to each partition's last stable offset, which a
+    ``read_committed`` consumer's end offset is, and counts what it gets.
+    """
+    from kafka import TopicPartition
+
+    ids = partitions(bootstrap, topic, properties)
+    client = consumer(bootstrap, properties)
+    try:
+        tps = [TopicPartition(topic, p) for p in ids]
+        client.assign(tps)
+        client.seek_to_beginning(*tps)
+        ends = client.end_offsets(tps)
+        seen = 0
+        deadline = time.monotonic() + timeout_s
+        while any(client.position(tp) < ends[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"counting {topic} took over {timeout_s:.0f} s")
+            for records in client.poll(timeout_ms=200).values():
+                seen += len(records)
+        return seen
+    finally:
+        client.close()
+
+
 def read_topic(
     bootstrap: str,
     topic: str,

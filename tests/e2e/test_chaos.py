@@ -65,7 +65,7 @@ def running_job(port: int) -> str:
 
 
 def count(bootstrap: str, topic: str) -> int:
-    return sum(kafka_io.end_offsets(bootstrap, topic).values())
+    return kafka_io.count_records(bootstrap, topic)
 
 
 def wait_for(predicate, timeout: float, what: str, every: float = 0.5) -> float:
