@@ -895,7 +895,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["latency"] = runs[0]
             results["latency_runs"] = runs
     finally:
-        broker.stop(args.instance)
+        broker.stop(args.instance, purge=True)  # its topics were this run's only
     return results
 
 

@@ -59,7 +59,7 @@ def broker(local_paths: LocalPaths) -> Iterator[BrokerHandle]:
     try:
         yield BrokerHandle(instance=instance, port=info.port, pid=info.pid)
     finally:
-        local_broker.stop(instance, local_paths)
+        local_broker.stop(instance, local_paths, purge=True)
         if not KEEP_LOGS:
             local_paths.broker_log(instance).unlink(missing_ok=True)
 

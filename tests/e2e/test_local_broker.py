@@ -17,6 +17,7 @@ from stratiflow.local import broker as local_broker
 from stratiflow.local.errors import PortInUseError
 from stratiflow.local.paths import LocalPaths
 from stratiflow.local.procs import free_port, pid_alive
+from stratiflow.local.provision import KAFKA_VERSION
 
 pytestmark = pytest.mark.e2e
 
@@ -114,7 +115,7 @@ def test_cli_broker_outlives_the_command(local_paths: LocalPaths) -> None:
     started = cli("start", "--port", str(port))
     try:
         assert started.returncode == 0, started.stderr
-        assert f"broker ready on 127.0.0.1:{port} (pid" in started.stdout
+        assert f"Apache Kafka {KAFKA_VERSION} ready on 127.0.0.1:{port} (pid" in started.stdout
         time.sleep(0.2)
         status = cli("status")
         assert status.returncode == 0 and f"127.0.0.1:{port}" in status.stdout
@@ -123,4 +124,5 @@ def test_cli_broker_outlives_the_command(local_paths: LocalPaths) -> None:
         stopped = cli("stop")
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert cli("status").returncode == 3
+    local_broker.stop(instance, local_paths, purge=True)
     local_paths.broker_log(instance).unlink(missing_ok=True)
