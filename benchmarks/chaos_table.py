@@ -13,9 +13,8 @@ BEGIN, END = "<!-- chaos:begin -->", "<!-- chaos:end -->"
 COLUMNS = [
     ("fault", "fault"),
     ("events_in", "events in"),
-    ("predictions_out", "predictions out"),
-    ("duplicates_before_dedupe", "duplicates before dedupe"),
-    ("duplicates_after_dedupe", "after dedupe"),
+    ("predictions_out", "committed predictions"),
+    ("duplicates", "duplicates"),
     ("lost", "lost"),
     ("recovery_s", "recovery (s)"),
 ]

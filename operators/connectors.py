@@ -19,10 +19,23 @@ from pyflink.java_gateway import get_gateway
 
 from stratiflow.config import Config
 
+def _committed_offsets() -> KafkaOffsetsInitializer:
+    """The group's committed offsets; a partition without one starts at its earliest.
+
+    Built through the JVM: PyFlink's ``committed_offsets()`` looks up
+    ``OffsetResetStrategy`` under the package the SQL connector jar relocates it
+    to, which the official ``flink-connector-kafka`` jar does not have.
+    """
+    jvm = get_gateway().jvm
+    initializer = jvm.org.apache.flink.connector.kafka.source.enumerator.initializer
+    reset = jvm.org.apache.kafka.clients.consumer.OffsetResetStrategy.EARLIEST
+    return KafkaOffsetsInitializer(initializer.OffsetsInitializer.committedOffsets(reset))
+
+
 _STARTING = {
     "earliest": KafkaOffsetsInitializer.earliest,
     "latest": KafkaOffsetsInitializer.latest,
-    "committed": KafkaOffsetsInitializer.committed_offsets,
+    "committed": _committed_offsets,
 }
 _GUARANTEES = {
     "none": DeliveryGuarantee.NONE,

@@ -252,6 +252,58 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transactions(args: argparse.Namespace) -> int:
+    """List (and with ``--abort``, abort) the open Kafka transactions of the job's sinks."""
+    from stratiflow import kafka_io
+
+    cfg = _config_from(args, check_model=False)
+    if not _tls_ok(cfg):
+        return 2
+    prefix = f"{cfg.job.transactional_id_prefix}-"
+    bootstrap = cfg.kafka.bootstrap_servers
+    # A running job rotates its transactions at every checkpoint; one much older than
+    # that belongs to an attempt that died (or hangs).
+    older_than = (
+        args.older_than
+        if args.older_than is not None
+        else 2 * cfg.job.checkpoint_interval_ms / 1000 + 30
+    )
+    found = kafka_io.open_transactions(bootstrap, prefix, cfg.kafka.properties)
+    print(
+        f"{_count(len(found), 'open transaction')} of job {cfg.job.name!r} "
+        f"(transactional ids {prefix}*) on {bootstrap}"
+    )
+    now_ms = time.time() * 1000
+    left = 0
+    for txn in found:
+        age = txn.age_s(now_ms)
+        print(
+            f"  {txn.transactional_id}  {txn.state}, open {age:.0f} s (the broker aborts it "
+            f"after {txn.timeout_ms / 1000:.0f} s); partitions {', '.join(txn.partitions)}"
+        )
+        if not args.abort:
+            left += 1
+        elif age < older_than:
+            left += 1
+            print(f"    kept: younger than {older_than:.0f} s, it may belong to a running job")
+        else:
+            kafka_io.abort_transaction(bootstrap, txn.transactional_id, cfg.kafka.properties)
+            print("    aborted (its records stay invisible to read_committed readers)")
+    if found and not args.abort:
+        print(
+            "A job that died with a transaction open holds back every read_committed reader "
+            "of those partitions until the transaction times out. Resume the job from its "
+            "last checkpoint (`submit --from-savepoint`), which commits what that checkpoint "
+            "covered, or, if it will not be resumed, abort them: "
+            "`stratiflow transactions --abort` (same --config)."
+        )
+    return 1 if args.abort and left else 0
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 # -- submit / backtest ----------------------------------------------------------------------
 
 
@@ -523,6 +575,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(p)
     p.set_defaults(func=cmd_tail)
+
+    p = sub.add_parser(
+        "transactions",
+        help="list, or abort, the open Kafka transactions a dead job's exactly-once sinks left",
+        description=(
+            "Lists the open transactions whose transactional id is the job's "
+            "(job.transactional_id_prefix, by default its name). A job that died with one "
+            "open and is not resumed blocks read_committed readers of those partitions until "
+            "the transaction times out (job.transaction_timeout_ms). --abort fences each "
+            "one older than --older-than: its records are dropped for good, so prefer "
+            "resuming the job from its last checkpoint when you can."
+        ),
+    )
+    p.add_argument("--abort", action="store_true", help="abort them (exit 1 if any is kept)")
+    p.add_argument(
+        "--older-than",
+        type=float,
+        metavar="SECONDS",
+        help="only abort transactions open longer than this (default: twice the checkpoint "
+        "interval plus 30 s, so that a running job's current transaction is left alone)",
+    )
+    _add_config_args(p)
+    p.set_defaults(func=cmd_transactions)
 
     p = sub.add_parser("backtest", help="run the job graph on a JSONL file, write JSONL outputs")
     p.add_argument("--events", required=True, type=Path)

@@ -21,6 +21,7 @@ import contextlib
 import re
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -239,36 +240,20 @@ def partitions(
 def end_offsets(
     bootstrap: str, topic: str, properties: Mapping[str, str] | None = None
 ) -> dict[int, int]:
-    """The true end offset (last offset + 1) of every partition of ``topic``.
+    """Where a ``read_committed`` reader of ``topic`` stops now, per partition.
 
-    Some brokers (Tansu) answer ListOffsets "latest" with the base offset of the
-    last *batch* + 1, which would cut off the tail of a bounded read. So this
-    seeks to one before the reported end and reads what is really there.
+    That is each partition's last stable offset: the high-water mark, unless a
+    transaction is still open, whose records a committed read cannot pass yet.
     """
     from kafka import TopicPartition
 
     ids = partitions(bootstrap, topic, properties)
-    client = consumer(bootstrap, properties, consumer_timeout_ms=1000)
+    if not ids:
+        return {}
+    client = consumer(bootstrap, properties)
     try:
-        tps = [TopicPartition(topic, p) for p in ids]
-        reported = client.end_offsets(tps)
-        ends = {tp.partition: int(reported[tp]) for tp in tps}
-        pending = [tp for tp in tps if reported[tp] > 0]
-        if not pending:
-            return ends
-        client.assign(pending)
-        for tp in pending:
-            client.seek(tp, reported[tp] - 1)
-        idle = 0
-        while idle < 3:
-            batch = client.poll(timeout_ms=500)
-            if not batch:
-                idle += 1
-                continue
-            idle = 0
-            for tp, records in batch.items():
-                ends[tp.partition] = max(ends[tp.partition], records[-1].offset + 1)
-        return ends
+        reported = client.end_offsets([TopicPartition(topic, p) for p in ids])
+        return {tp.partition: int(offset) for tp, offset in reported.items()}
     finally:
         client.close()
 
@@ -290,6 +275,8 @@ def count_records(
     from kafka import TopicPartition
 
     ids = partitions(bootstrap, topic, properties)
+    if not ids:  # not created yet (a job's output topic before its first record)
+        return 0
     client = consumer(bootstrap, properties)
     try:
         tps = [TopicPartition(topic, p) for p in ids]
@@ -328,6 +315,8 @@ def read_topic(
     from kafka import TopicPartition
 
     ids = partitions(bootstrap, topic, properties, timeout_s=idle_timeout_s if not follow else 60)
+    if not ids:
+        return
     isolation = "read_uncommitted" if read_uncommitted else "read_committed"
     client = consumer(bootstrap, properties, isolation_level=isolation)
     try:
@@ -353,3 +342,84 @@ def read_topic(
                 return
     finally:
         client.close()
+
+
+#: Transaction states in which a transaction still holds back ``read_committed`` readers.
+OPEN_TRANSACTION_STATES = ("Ongoing", "PrepareCommit", "PrepareAbort", "PrepareEpochFence")
+
+
+@dataclass(frozen=True)
+class OpenTransaction:
+    """A transaction the broker's coordinator holds open."""
+
+    transactional_id: str
+    state: str
+    producer_id: int
+    producer_epoch: int
+    #: When it started (epoch ms) and after how long the broker aborts it by itself.
+    started_ms: int
+    timeout_ms: int
+    partitions: tuple[str, ...]
+
+    def age_s(self, now_ms: float | None = None) -> float:
+        now_ms = time.time() * 1000 if now_ms is None else now_ms
+        return max(now_ms - self.started_ms, 0) / 1000
+
+
+def _admin(bootstrap: str, properties: Mapping[str, str] | None) -> Any:
+    from kafka.admin import KafkaAdminClient
+
+    return KafkaAdminClient(bootstrap_servers=bootstrap, **client_options(properties or {}))
+
+
+def open_transactions(
+    bootstrap: str, prefix: str, properties: Mapping[str, str] | None = None
+) -> list[OpenTransaction]:
+    """The open transactions whose transactional id starts with ``prefix``, oldest first.
+
+    A Flink job's exactly-once sinks use ids ``<prefix>-<subtask>-<checkpoint>``;
+    one its job left open when it died blocks ``read_committed`` readers of the
+    partitions it wrote to until it is aborted or times out.
+    """
+    admin = _admin(bootstrap, properties)
+    try:
+        listed = admin.list_transactions(state_filters=list(OPEN_TRANSACTION_STATES))
+        ids = sorted(
+            {t.transactional_id for rows in listed.values() for t in rows}
+            - {""}  # idempotent producers are listed without an id
+        )
+        ids = [i for i in ids if i.startswith(prefix)]
+        described = admin.describe_transactions(ids) if ids else {}
+    finally:
+        admin.close()
+    found = [
+        OpenTransaction(
+            transactional_id=tid,
+            state=str(d.state.value),
+            producer_id=d.producer_id,
+            producer_epoch=d.producer_epoch,
+            started_ms=d.transaction_start_time_ms,
+            timeout_ms=d.transaction_timeout_ms,
+            partitions=tuple(sorted(f"{tp.topic}-{tp.partition}" for tp in d.topic_partitions)),
+        )
+        for tid, d in described.items()
+        if str(d.state.value) in OPEN_TRANSACTION_STATES
+    ]
+    return sorted(found, key=lambda t: (t.started_ms, t.transactional_id))
+
+
+def abort_transaction(
+    bootstrap: str, transactional_id: str, properties: Mapping[str, str] | None = None
+) -> None:
+    """Abort the open transaction of ``transactional_id`` by fencing its producer.
+
+    A new producer with the same id bumps the epoch, which makes the coordinator
+    abort what the old one left open (what Flink's KafkaSink does itself for the
+    ids it knows when a job restores). Its records become invisible and the
+    partitions' last stable offset moves past them.
+    """
+    made = producer(bootstrap, properties, transactional_id=transactional_id)
+    try:
+        made.init_transactions()
+    finally:
+        made.close(timeout=10)

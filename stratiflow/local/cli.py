@@ -131,8 +131,13 @@ def cmd_flink(args: argparse.Namespace) -> int:
     """``local flink start|stop|status``."""
     port = args.port if args.port is not None else flink.DEFAULT_REST_PORT
     if args.action == "start":
-        info = flink.start(port, slots=args.slots, instance=args.instance)
+        info = flink.start(
+            port, slots=args.slots, taskmanagers=args.taskmanagers, instance=args.instance
+        )
         state = "already running" if info.already_running else "ready"
+        if info.taskmanagers_started:
+            state += f", {_plural(info.taskmanagers_started, 'TaskManager')} started to replace"
+            state += " the missing ones"
         print(
             f"Flink cluster {state}: Web UI {info.web_ui} "
             f"({_plural(info.taskmanagers, 'TaskManager')}, {_plural(info.slots_total, 'slot')}; "
@@ -231,6 +236,12 @@ def add_local_commands(subparsers: Any) -> None:
         type=int,
         default=flink.DEFAULT_SLOTS,
         help=f"task slots of the TaskManager (default {flink.DEFAULT_SLOTS})",
+    )
+    p.add_argument(
+        "--taskmanagers",
+        type=int,
+        help="TaskManagers to run (default 1). On a running cluster, `start` starts the ones "
+        "it lacks: after a TaskManager died, `local flink start` brings it back",
     )
     p.add_argument("--instance", default="default", help="name of this cluster (default: default)")
     p.set_defaults(func=cmd_flink)

@@ -66,6 +66,9 @@ class FlinkInfo:
     host: str = procs.LOOPBACK
     #: True when ``start`` found the instance already running.
     already_running: bool = False
+    #: TaskManagers this ``start`` call launched into an already running cluster
+    #: (to bring it back to its configured count, e.g. after one was killed).
+    taskmanagers_started: int = 0
 
     @property
     def rest_url(self) -> str:
@@ -426,21 +429,42 @@ def taskmanager_pids(instance: str = "default", paths: LocalPaths | None = None)
     ]
 
 
-def start_taskmanager(
-    instance: str = "default", paths: LocalPaths | None = None, *, ready_timeout: float = 60.0
-) -> FlinkInfo:
-    """Start one more TaskManager for ``instance`` (e.g. after one was killed) and wait
-    until the cluster has at least its slots again."""
-    paths = paths or local_paths()
-    state = _read_state(check_instance(instance), paths)
-    if state is None:
-        raise LocalInfraError(f"Flink instance {instance!r} is not running")
+def _registered_taskmanagers(port: int) -> set[str]:
+    """Ids of the TaskManagers the JobManager lists (a killed one stays listed
+    until its heartbeat times out)."""
+    try:
+        data = _rest_get(port, "/taskmanagers")
+    except (OSError, ValueError, urllib.error.URLError):
+        return set()
+    return {str(tm["id"]) for tm in data.get("taskmanagers", [])}
+
+
+def _daemon_env(instance: str, paths: LocalPaths) -> dict[str, str]:
     env = cluster_env(instance, paths)
+    # Thread execution mode embeds Python in the TaskManager JVM, which then
+    # only finds pemja and the job's packages through PYTHONPATH.
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(flink_home().parent), os.environ.get("PYTHONPATH", "")) if p
     )
-    _run_script("taskmanager.sh", env, timeout=120, args=("start",))
-    return _wait_ready(instance, paths, state["rest_port"], state["slots"], ready_timeout)
+    return env
+
+
+def _start_taskmanagers(
+    instance: str, paths: LocalPaths, rest_port: int, count: int, ready_timeout: float
+) -> None:
+    """Launch ``count`` TaskManagers and wait until the JobManager registered each."""
+    before = _registered_taskmanagers(rest_port)
+    env = _daemon_env(instance, paths)
+    for _ in range(count):
+        _run_script("taskmanager.sh", env, timeout=120, args=("start",))
+    deadline = time.monotonic() + ready_timeout
+    while len(_registered_taskmanagers(rest_port) - before) < count:
+        if time.monotonic() > deadline:
+            raise LocalInfraError(
+                f"{count} new TaskManager(s) of Flink instance {instance!r} did not register "
+                f"within {ready_timeout:.0f} s:\n" + _log_tails(instance, paths)
+            )
+        time.sleep(0.25)
 
 
 def _info(instance: str, paths: LocalPaths, port: int, overview: Mapping[str, Any]) -> FlinkInfo:
@@ -510,14 +534,18 @@ def start(
     rest_port: int = DEFAULT_REST_PORT,
     *,
     slots: int = DEFAULT_SLOTS,
+    taskmanagers: int | None = None,
     instance: str = "default",
     paths: LocalPaths | None = None,
     ready_timeout: float = 60.0,
 ) -> FlinkInfo:
-    """Start a JobManager and one TaskManager; wait until the slots are registered.
+    """Start a JobManager and ``taskmanagers`` TaskManagers (default 1) of ``slots``
+    slots each; wait until every slot is registered.
 
-    Idempotent: an instance already serving on ``rest_port`` is returned as is
-    (``already_running=True``).
+    On an instance already serving on ``rest_port`` (``already_running=True``)
+    this starts the TaskManagers it lacks to reach its configured count (the
+    count it was started with, or ``taskmanagers`` when given): the user's way
+    to replace a TaskManager that died. ``taskmanagers_started`` says how many.
 
     Raises
     ------
@@ -528,6 +556,8 @@ def start(
     check_instance(instance)
     if slots < 1:
         raise LocalInfraError(f"--slots must be at least 1 (got {slots})")
+    if taskmanagers is not None and taskmanagers < 1:
+        raise LocalInfraError(f"--taskmanagers must be at least 1 (got {taskmanagers})")
     paths = paths or local_paths()
     dirs = _instance_dirs(instance, paths)
     flag = "" if instance == "default" else f" --instance {instance}"
@@ -538,8 +568,7 @@ def start(
         if state is not None and state["rest_port"] == rest_port:
             overview = _overview(rest_port)
             if overview is not None:
-                info = _info(instance, paths, rest_port, overview)
-                return dataclasses.replace(info, already_running=True)
+                return _top_up(instance, paths, state, taskmanagers, ready_timeout)
         where = f"on port {state['rest_port']}" if state else "in an unknown state"
         raise LocalInfraError(
             f"Flink instance {instance!r} is already running {where} "
@@ -557,6 +586,7 @@ def start(
     )
     rpc_port = procs.free_port()
     write_conf_dir(instance, paths, rest_port=rest_port, rpc_port=rpc_port, slots=slots)
+    taskmanagers = taskmanagers or 1
     # Old PID files would make the scripts number logs -1, -2, ... and the
     # ``stop`` path try dead PIDs; the daemons are known not to run here.
     for pid_file in dirs["run"].glob("*.pid"):
@@ -567,27 +597,46 @@ def start(
                 "rest_port": rest_port,
                 "rpc_port": rpc_port,
                 "slots": slots,
+                "taskmanagers": taskmanagers,
                 "started_at": time.time(),
             }
         )
         + "\n"
     )
 
-    env = cluster_env(instance, paths)
-    # Thread execution mode embeds Python in the TaskManager JVM, which then
-    # only finds pemja and the job's packages through PYTHONPATH.
-    site_packages = str(home.parent)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (site_packages, os.environ.get("PYTHONPATH", "")) if p
-    )
     try:
-        _run_script("start-cluster.sh", env, timeout=120)
-        return _wait_ready(instance, paths, rest_port, slots, ready_timeout)
+        # start-cluster.sh starts one TaskManager per line of conf/workers (one).
+        _run_script("start-cluster.sh", _daemon_env(instance, paths), timeout=120)
+        _wait_ready(instance, paths, rest_port, slots, ready_timeout)
+        if taskmanagers > 1:
+            _start_taskmanagers(instance, paths, rest_port, taskmanagers - 1, ready_timeout)
+        return _wait_ready(instance, paths, rest_port, slots * taskmanagers, ready_timeout)
     except BaseException:
         # Half a cluster (say, a JobManager without TaskManager) would block
         # the next start; take down whatever came up. Ctrl-C included.
         stop(instance, paths)
         raise
+
+
+def _top_up(
+    instance: str,
+    paths: LocalPaths,
+    state: dict[str, Any],
+    taskmanagers: int | None,
+    ready_timeout: float,
+) -> FlinkInfo:
+    """Bring a running instance back to its configured TaskManager count."""
+    wanted = taskmanagers or int(state.get("taskmanagers", 1))
+    if wanted != state.get("taskmanagers", 1):
+        state = {**state, "taskmanagers": wanted}
+        _instance_dirs(instance, paths)["state"].write_text(json.dumps(state) + "\n")
+    missing = wanted - len(taskmanager_pids(instance, paths))
+    rest_port = int(state["rest_port"])
+    if missing > 0:
+        _start_taskmanagers(instance, paths, rest_port, missing, ready_timeout)
+    overview = _overview(rest_port) or {}
+    info = _info(instance, paths, rest_port, overview)
+    return dataclasses.replace(info, already_running=True, taskmanagers_started=max(missing, 0))
 
 
 def _wait_ready(
