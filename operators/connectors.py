@@ -19,6 +19,7 @@ from pyflink.java_gateway import get_gateway
 
 from stratiflow.config import Config
 
+
 def _committed_offsets() -> KafkaOffsetsInitializer:
     """The group's committed offsets; a partition without one starts at its earliest.
 

@@ -222,7 +222,7 @@ def partitions(
     bootstrap: str, topic: str, properties: Mapping[str, str] | None = None, timeout_s: float = 10.0
 ) -> list[int]:
     """The topic's partition ids (waits briefly for metadata after auto-creation)."""
-    client = consumer(bootstrap, properties)
+    client = consumer(bootstrap, properties, bootstrap_timeout_ms=int(timeout_s * 1000))
     try:
         deadline = time.monotonic() + timeout_s
         while True:

@@ -50,6 +50,7 @@ def check_kafka(cfg: Config, *, timeout_s: float = 10.0) -> list[str]:
 
     servers = cfg.kafka.bootstrap_servers
     timeout_ms = int(timeout_s * 1000)
+    check_reachable(servers, timeout_s=timeout_s)
     check_tls(servers, cfg.kafka.properties, timeout_s=timeout_s)
     try:
         admin = KafkaAdminClient(
@@ -86,6 +87,23 @@ def check_kafka(cfg: Config, *, timeout_s: float = 10.0) -> list[str]:
         for t in outputs
         if t not in existing
     ]
+
+
+def check_reachable(servers: str, *, timeout_s: float = 10.0) -> None:
+    """Raise :class:`PreflightError` at once when no bootstrap server accepts a TCP
+    connection (a Kafka client would retry until its timeout before saying so)."""
+    errors = []
+    for server in servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+            return
+        except (OSError, ValueError) as exc:
+            errors.append(f"{server.strip()}: {getattr(exc, 'strerror', None) or exc}")
+    raise PreflightError(
+        f"cannot reach the Kafka broker at {servers} ({'; '.join(errors)}); is it running? "
+        "(`stratiflow local broker start` for a local one)"
+    )
 
 
 def check_tls(servers: str, properties: Mapping[str, str], *, timeout_s: float = 10.0) -> None:

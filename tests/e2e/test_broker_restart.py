@@ -33,7 +33,7 @@ from tests.helpers import topic_values
 
 pytestmark = pytest.mark.e2e
 
-N = int(os.environ.get("STRATIFLOW_BROKER_RESTART_N", "6000"))
+N = int(os.environ.get("STRATIFLOW_BROKER_RESTART_N", "4000"))
 #: How long the broker stays dead before it is started again.
 DOWN_S = float(os.environ.get("STRATIFLOW_BROKER_DOWN_S", "2"))
 REPORT_EVERY = 1000

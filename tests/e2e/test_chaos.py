@@ -35,20 +35,38 @@ from tests.helpers import topic_values
 
 pytestmark = pytest.mark.e2e
 
-N = int(os.environ.get("STRATIFLOW_CHAOS_N", "6000"))
+N = int(os.environ.get("STRATIFLOW_CHAOS_N", "4000"))
 RESULTS = os.environ.get("STRATIFLOW_CHAOS_RESULTS")
 START_TS = 1_700_000_000_000
 
 
-@pytest.fixture
-def chaos_cluster(local_paths):
-    """A cluster of our own: this test kills its TaskManager."""
+@pytest.fixture(scope="module")
+def chaos_cluster_of_the_module(local_paths):
+    """A cluster of this module's own: its tests kill TaskManagers and watch their RSS."""
     instance = f"test-chaos-{os.getpid()}"
     info = local_flink.start(free_port(), slots=2, instance=instance, paths=local_paths)
     try:
         yield instance, info
     finally:
         local_flink.stop(instance, local_paths, purge=True)
+
+
+@pytest.fixture
+def chaos_cluster(chaos_cluster_of_the_module, local_paths):
+    """The module's cluster, handed to the next test with no job left running and its
+    TaskManager back (a test may have killed it)."""
+    instance, info = chaos_cluster_of_the_module
+    local_flink.start(info.rest_port, instance=instance, paths=local_paths)
+    yield instance, info
+    for job in rest(info.rest_port, "/jobs")["jobs"]:
+        if job["status"] not in ("FINISHED", "CANCELED", "FAILED"):
+            rest(info.rest_port, f"/jobs/{job['id']}?mode=cancel", method="PATCH")
+
+    def settled() -> bool:
+        states = {j["status"] for j in rest(info.rest_port, "/jobs")["jobs"]}
+        return states <= {"FINISHED", "CANCELED", "FAILED"}
+
+    wait_for(settled, 60, "the test's jobs to stop")
 
 
 def rest(port: int, path: str, method: str = "GET") -> Any:
@@ -459,7 +477,7 @@ def test_sampled_job_stopped_with_a_savepoint_mid_stream_resumes_as_if_never_sto
     )
 
 
-SOAK_N = int(os.environ.get("STRATIFLOW_SOAK_N", "20000"))
+SOAK_N = int(os.environ.get("STRATIFLOW_SOAK_N", "10000"))
 SOAK_RESULTS = os.environ.get("STRATIFLOW_SOAK_RESULTS")
 
 
@@ -471,7 +489,11 @@ def test_long_run_memory_and_state_stay_bounded(broker, chaos_cluster, local_pat
     instance, info = chaos_cluster
     prefix = f"chaos-soak-{tmp_path.name}"
     config = write_config(
-        tmp_path / "job.yaml", broker.bootstrap, prefix, metrics={"report_every": 10_000}
+        tmp_path / "job.yaml",
+        broker.bootstrap,
+        prefix,
+        job={"name": prefix},
+        metrics={"report_every": min(10_000, SOAK_N // 10)},
     )
     kafka_io.ensure_topics(broker.bootstrap, {f"{prefix}-events": 1})
     run_cli(
@@ -502,8 +524,7 @@ def test_long_run_memory_and_state_stay_bounded(broker, chaos_cluster, local_pat
     sampler.start()
 
     def finished() -> bool:
-        jobs = rest(info.rest_port, "/jobs")["jobs"]
-        return bool(jobs) and all(j["status"] == "FINISHED" for j in jobs)
+        return bool(jobs_named(info.rest_port, prefix, {"FINISHED"}))
 
     try:
         wait_for(finished, 3600, "the long run to finish", every=2)
