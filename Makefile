@@ -44,8 +44,8 @@ test-flink: setup ## Flink tier (MiniCluster, in-memory sources)
 test-e2e: setup ## end-to-end tier (local broker, standalone Flink, CLI)
 	$(PYTEST) tests/e2e
 
-test: setup lint ## lint, then every test tier
-	$(PYTEST) tests/unit stratiflow tests/flink tests/e2e
+test: setup lint ## lint, then every test tier (two pytest workers, a file each at a time)
+	$(PYTEST) -n 2 --dist loadfile --durations=25 tests/unit stratiflow tests/flink tests/e2e
 
 eval-sampling: setup ## compare sampling strategies on an imbalanced stream; writes benchmarks/results/sampling.json and the README table
 	$(PY) benchmarks/eval_sampling.py

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -64,22 +65,40 @@ def remember_child(proc: subprocess.Popen[bytes]) -> None:
     _CHILDREN[proc.pid] = proc
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    """Return a TCP port that is free on ``host`` right now.
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands out to outgoing connections (Linux default if unknown)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
-    Another process may take it before it is used; callers that bind later
-    still have to handle "address in use".
+
+def free_port(host: str = LOOPBACK) -> int:
+    """Return a TCP port that is free on ``host`` right now, below the ephemeral range.
+
+    A port the kernel picks for ``bind(0)`` comes from the range it also uses for
+    every outgoing connection: on a machine busy with Kafka clients one of them
+    can take it before the server binds it. A random port between 10000 and the
+    start of that range does not have this race (other processes may still take
+    it: callers that bind later still have to handle "address in use").
     """
+    low, _ = _ephemeral_range()
+    if low > 11000:
+        for _ in range(200):
+            port = random.randrange(10000, low)
+            if port_is_free(port, host):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        found: int = sock.getsockname()[1]
+        return found
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
     """Tell whether a server could listen on ``host:port``.
 
-    SO_REUSEADDR mirrors what Tansu (tokio) and the JVM do, so connections of a
+    SO_REUSEADDR mirrors what the JVM does, so connections of a
     previous server still in TIME_WAIT do not count as "taken", but a listener
     on the port (or on 0.0.0.0) does.
     """

@@ -46,6 +46,12 @@ def test_free_port_is_free() -> None:
     assert procs.port_is_free(procs.free_port())
 
 
+def test_free_ports_stay_out_of_the_range_outgoing_connections_use() -> None:
+    # A port from that range can be taken by any client's connection before it is bound.
+    low, _ = procs._ephemeral_range()
+    assert all(10000 <= procs.free_port() < low for _ in range(50))
+
+
 def test_missing_classpath_says_how_to_get_it(paths: LocalPaths) -> None:
     with pytest.raises(LocalInfraError) as err:
         broker.start(procs.free_port(), instance="unit", paths=paths)
