@@ -268,7 +268,13 @@ def cmd_transactions(args: argparse.Namespace) -> int:
         if args.older_than is not None
         else 2 * cfg.job.checkpoint_interval_ms / 1000 + 30
     )
-    found = kafka_io.open_transactions(bootstrap, prefix, cfg.kafka.properties)
+    from kafka.errors import KafkaError
+
+    try:
+        found = kafka_io.open_transactions(bootstrap, prefix, cfg.kafka.properties)
+    except KafkaError as exc:
+        print(f"error: cannot list the transactions on {bootstrap}: {exc}", file=sys.stderr)
+        return 2
     print(
         f"{_count(len(found), 'open transaction')} of job {cfg.job.name!r} "
         f"(transactional ids {prefix}*) on {bootstrap}"

@@ -373,7 +373,11 @@ def _admin(bootstrap: str, properties: Mapping[str, str] | None) -> Any:
 
 
 def open_transactions(
-    bootstrap: str, prefix: str, properties: Mapping[str, str] | None = None
+    bootstrap: str,
+    prefix: str,
+    properties: Mapping[str, str] | None = None,
+    *,
+    timeout_s: float = 30.0,
 ) -> list[OpenTransaction]:
     """The open transactions whose transactional id starts with ``prefix``, oldest first.
 
@@ -381,15 +385,34 @@ def open_transactions(
     one its job left open when it died blocks ``read_committed`` readers of the
     partitions it wrote to until it is aborted or times out.
     """
+    from kafka.errors import KafkaError
+
     admin = _admin(bootstrap, properties)
     try:
-        listed = admin.list_transactions(state_filters=list(OPEN_TRANSACTION_STATES))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                listed = admin.list_transactions(state_filters=list(OPEN_TRANSACTION_STATES))
+                break
+            except KafkaError as exc:
+                # e.g. the coordinator still loading its log after a (re)start
+                if not exc.retriable or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         ids = sorted(
             {t.transactional_id for rows in listed.values() for t in rows}
             - {""}  # idempotent producers are listed without an id
         )
         ids = [i for i in ids if i.startswith(prefix)]
-        described = admin.describe_transactions(ids) if ids else {}
+        try:
+            described = admin.describe_transactions(ids) if ids else {}
+        except KafkaError:
+            # One id's error fails the whole request (say, a transaction that ended and
+            # expired since the listing): ask for each alone and skip those.
+            described = {}
+            for tid in ids:
+                with contextlib.suppress(KafkaError):
+                    described.update(admin.describe_transactions([tid]))
     finally:
         admin.close()
     found = [

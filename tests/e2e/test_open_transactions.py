@@ -76,7 +76,9 @@ def test_a_dead_jobs_open_transaction_is_listed_aborted_and_the_resubmitted_job_
         tmp_path / "job.yaml",
         broker.bootstrap,
         prefix,
-        job={"name": prefix, "checkpoint_interval_ms": "1s"},
+        # A checkpoint every 30 s: the sinks' first transaction stays open that long,
+        # so the kill below surely lands while it holds records.
+        job={"name": prefix, "checkpoint_interval_ms": "30s"},
         metrics={"report_every": 1000},
     )
     events_topic, predictions_topic = f"{prefix}-events", f"{prefix}-predictions"
@@ -96,12 +98,14 @@ def test_a_dead_jobs_open_transaction_is_listed_aborted_and_the_resubmitted_job_
     first_job = start_job(config, log)
     second_job: subprocess.Popen[bytes] | None = None
     try:
-        produce(0, 100, rate=1e9)
-        wait_for(lambda: count(broker.bootstrap, predictions_topic) > 0, 180, "first predictions")
-        # Events keep flowing, so the sink always has records in an open transaction.
-        flow = threading.Thread(target=produce, args=(100, N // 2, 300), daemon=True)
+        flow = threading.Thread(target=produce, args=(0, N // 2, 300), daemon=True)
         flow.start()
-        wait_for(lambda: sent[0] >= N // 4, 60, "events to flow", every=0.1)
+
+        def predictions_in_a_transaction() -> bool:
+            open_now = kafka_io.open_transactions(broker.bootstrap, f"{prefix}-")
+            return any(f"{predictions_topic}-0" in t.partitions for t in open_now)
+
+        wait_for(predictions_in_a_transaction, 180, "the job to write predictions", every=0.5)
         kill_job(first_job)
         flow.join(timeout=60)
 
@@ -125,7 +129,12 @@ def test_a_dead_jobs_open_transaction_is_listed_aborted_and_the_resubmitted_job_
         assert count(broker.bootstrap, predictions_topic) == seen_before
 
         # The job comes back from the offsets its last checkpoint committed and goes on.
-        second_job = start_job(config, log, "--set", "kafka.starting_offsets=committed")
+        second_job = start_job(
+            config,
+            log,
+            *("--set", "kafka.starting_offsets=committed"),
+            *("--set", "job.checkpoint_interval_ms=1s"),
+        )
         produce(N // 2, N, rate=1e9)
         producer.close()
 
