@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from stratiflow.config import Config, ConfigError, load_cli_config, redact
+from stratiflow.local.cli import plural
 from stratiflow.local.paths import REPO_ROOT, local_paths
 from stratiflow.local.procs import job_environ
 from stratiflow.records import to_json_bytes
@@ -254,6 +255,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 def cmd_transactions(args: argparse.Namespace) -> int:
     """List (and with ``--abort``, abort) the open Kafka transactions of the job's sinks."""
+    from kafka.errors import KafkaError
+
     from stratiflow import kafka_io
 
     cfg = _config_from(args, check_model=False)
@@ -268,15 +271,13 @@ def cmd_transactions(args: argparse.Namespace) -> int:
         if args.older_than is not None
         else 2 * cfg.job.checkpoint_interval_ms / 1000 + 30
     )
-    from kafka.errors import KafkaError
-
     try:
         found = kafka_io.open_transactions(bootstrap, prefix, cfg.kafka.properties)
     except KafkaError as exc:
         print(f"error: cannot list the transactions on {bootstrap}: {exc}", file=sys.stderr)
         return 2
     print(
-        f"{_count(len(found), 'open transaction')} of job {cfg.job.name!r} "
+        f"{plural(len(found), 'open transaction')} of job {cfg.job.name!r} "
         f"(transactional ids {prefix}*) on {bootstrap}"
     )
     now_ms = time.time() * 1000
@@ -304,10 +305,6 @@ def cmd_transactions(args: argparse.Namespace) -> int:
             "`stratiflow transactions --abort` (same --config)."
         )
     return 1 if args.abort and left else 0
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 # -- submit / backtest ----------------------------------------------------------------------

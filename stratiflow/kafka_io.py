@@ -194,16 +194,22 @@ def consumer(bootstrap: str, properties: Mapping[str, str] | None = None, **kwar
     return KafkaConsumer(**options)
 
 
+def _admin(bootstrap: str, properties: Mapping[str, str] | None) -> Any:
+    from kafka.admin import KafkaAdminClient
+
+    return KafkaAdminClient(bootstrap_servers=bootstrap, **client_options(properties or {}))
+
+
 def ensure_topics(
     bootstrap: str,
     topics: Mapping[str, int],
     properties: Mapping[str, str] | None = None,
 ) -> None:
     """Create the topics that do not exist yet, with the given partition counts."""
-    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **client_options(properties or {}))
+    admin = _admin(bootstrap, properties)
     try:
         existing = set(admin.list_topics())
         new = [
@@ -368,12 +374,6 @@ class OpenTransaction:
     def age_s(self, now_ms: float | None = None) -> float:
         now_ms = time.time() * 1000 if now_ms is None else now_ms
         return max(now_ms - self.started_ms, 0) / 1000
-
-
-def _admin(bootstrap: str, properties: Mapping[str, str] | None) -> Any:
-    from kafka.admin import KafkaAdminClient
-
-    return KafkaAdminClient(bootstrap_servers=bootstrap, **client_options(properties or {}))
 
 
 def open_transactions(

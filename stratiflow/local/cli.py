@@ -122,7 +122,8 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """``n`` and ``word``, with an s unless ``n`` is 1."""
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
@@ -136,11 +137,11 @@ def cmd_flink(args: argparse.Namespace) -> int:
         )
         state = "already running" if info.already_running else "ready"
         if info.taskmanagers_started:
-            state += f", {_plural(info.taskmanagers_started, 'TaskManager')} started to replace"
+            state += f", {plural(info.taskmanagers_started, 'TaskManager')} started to replace"
             state += " the missing ones"
         print(
             f"Flink cluster {state}: Web UI {info.web_ui} "
-            f"({_plural(info.taskmanagers, 'TaskManager')}, {_plural(info.slots_total, 'slot')}; "
+            f"({plural(info.taskmanagers, 'TaskManager')}, {plural(info.slots_total, 'slot')}; "
             f"logs {info.log_dir})"
         )
         return EXIT_OK
@@ -167,9 +168,9 @@ def cmd_flink(args: argparse.Namespace) -> int:
         return EXIT_NOT_RUNNING
     print(
         f"Flink cluster {args.instance!r} running: Web UI {status.web_ui}, "
-        f"{_plural(status.taskmanagers, 'TaskManager')}, "
+        f"{plural(status.taskmanagers, 'TaskManager')}, "
         f"{status.slots_available}/{status.slots_total} slots free, "
-        f"{_plural(status.jobs_running, 'running job')}"
+        f"{plural(status.jobs_running, 'running job')}"
     )
     return EXIT_OK
 
