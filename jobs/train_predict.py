@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # `flink run -py jobs/train_predict.py` runs this as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,8 +28,7 @@ from operators.sampler import AllocateWindow, ClassReservoirs, class_stratum, ev
 from operators.tags import DEAD_LETTERS, METRICS, SAMPLING_STATS, side_output
 from stratiflow.config import Config, ConfigError, load_cli_config
 from stratiflow.kafka_io import end_offsets
-from stratiflow.labels import Answer
-from stratiflow.records import Event
+from stratiflow.labels import labelled_examples
 
 
 @dataclass(frozen=True)
@@ -166,15 +163,6 @@ def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None)
         .name("model: parse, validate, join labels, predict, score, learn")
     )
     return PipelineOutputs(scored, side_output(scored, METRICS), side_output(scored, DEAD_LETTERS))
-
-
-def labelled_examples(item: Any) -> Iterator[Event]:
-    """What the sampler learns from: labelled events, and delayed labels joined to
-    their events (at the label's time)."""
-    if isinstance(item, Answer):
-        yield item.as_event()
-    elif isinstance(item, Event) and item.label is not None:
-        yield item
 
 
 def _same_parallelism(stream: DataStream, parallelism: int | None) -> DataStream:

@@ -19,7 +19,7 @@ from stratiflow.config import Config
 from stratiflow.keyed import Item, final_report, handle
 from stratiflow.learner import ModelState
 from stratiflow.records import DeadLetter, Event, Rejection, to_json
-from stratiflow.sampling import TrainingBatch
+from stratiflow.sampling import LateExample, TrainingBatch
 
 
 def _now_ms() -> int:
@@ -94,17 +94,20 @@ class ModelOperator(KeyedProcessFunction):
             ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         if not self.aligned:
             for one in items:
-                yield from self._run(state, one)
+                if not isinstance(one, LateExample):  # only the aligner needs to know
+                    yield from self._run(state, one)
             self.state.update(state)
             return
-        aligner: EventTimeAligner = self.held.value() or EventTimeAligner(
-            self.cfg.sampling.max_out_of_orderness
-        )
+        aligner: EventTimeAligner | None = self.held.value()
+        if aligner is None:  # not `or`: an aligner holding nothing may still wait for windows
+            aligner = EventTimeAligner.of(self.cfg.sampling)
+        timers = ctx.timer_service()
         if isinstance(item, TrainingBatch):
             aligner.add_batch(item)
+        elif isinstance(item, LateExample):
+            aligner.resolve(item.start)
         else:
-            aligner.add_event(item)
-        timers = ctx.timer_service()
+            aligner.add_event(item, timers.current_watermark())
         for ready in aligner.release(timers.current_watermark()):
             yield from self._run(state, ready)
         self._wait(aligner, timers)
@@ -153,14 +156,18 @@ class ModelOperator(KeyedProcessFunction):
     def _wait(self, aligner: EventTimeAligner, timers: Any) -> None:
         """Keep a timer at the next held item's turn; store what is still held.
 
-        Items up to the watermark have just been released, so ``due`` is beyond it:
-        the timer fires at a later watermark, never in a loop of bundles. A timer is
+        Items up to the watermark have just been released, so ``due`` is beyond it
+        (or held for a window's batch, which releases it when it comes): the timer
+        fires at a later watermark, never in a loop of bundles. A timer is
         registered only when the turn changed (one registration per release time, not
         per event); ``aligner.timer`` is checkpointed together with Flink's timers.
         """
         due = aligner.next_due()
         if due is None:
-            self.held.clear()
+            if aligner.waits_for_windows():
+                self.held.update(aligner)
+            else:
+                self.held.clear()
             return
         if due != aligner.timer:
             timers.register_event_time_timer(due)

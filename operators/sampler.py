@@ -22,7 +22,13 @@ from operators.tags import END_OF_INPUT, SAMPLING_STATS
 from stratiflow.alignment import END_OF_TIME
 from stratiflow.config import Config, SamplingSettings
 from stratiflow.records import Event, class_key, to_json
-from stratiflow.sampling import ClassSummary, ClassWindows, WindowAllocator, window_start
+from stratiflow.sampling import (
+    ClassSummary,
+    ClassWindows,
+    LateExample,
+    WindowAllocator,
+    window_start,
+)
 
 _SEP = "\x1f"
 
@@ -65,6 +71,7 @@ class ClassReservoirs(KeyedProcessFunction):
         )
 
     def process_element(self, event: Event, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        """Offer the event to its window; a late one is passed on as a :class:`LateExample`."""
         windows: ClassWindows | None = self.state.value()
         if windows is None:
             assert event.label is not None
@@ -76,14 +83,17 @@ class ClassReservoirs(KeyedProcessFunction):
         opened = window_start(event.ts, windows.size) in windows.open
         was_late = windows.late > 0
         fire = windows.offer(event, timers.current_watermark())
-        # A late event is reported with the class's next window, or at end of input.
+        # A late event is counted with the class's next window, or at end of input;
+        # the model hears at once that its window will send no batch for it.
         if fire is None:
             if not was_late:
                 timers.register_event_time_timer(END_OF_INPUT)
-        elif not opened:
+            self.state.update(windows)
+            yield LateExample(event.key, window_start(event.ts, windows.size))
+            return
+        if not opened:
             timers.register_event_time_timer(fire)
         self.state.update(windows)
-        return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         windows: ClassWindows | None = self.state.value()
@@ -109,7 +119,8 @@ class AllocateWindow(KeyedProcessFunction):
     """Stage 2: per model key, allocate each window's training examples by strategy.
 
     Emits one :class:`~stratiflow.sampling.TrainingBatch` per window on the main
-    output and its stats record (JSON) on the ``sampling-stats`` side output.
+    output and its stats record (JSON) on the ``sampling-stats`` side output, and
+    passes stage 1's :class:`~stratiflow.sampling.LateExample` notices on.
     """
 
     def __init__(self, cfg: Config) -> None:
@@ -122,8 +133,11 @@ class AllocateWindow(KeyedProcessFunction):
         )
 
     def process_element(
-        self, summary: ClassSummary, ctx: KeyedProcessFunction.Context
+        self, summary: ClassSummary | LateExample, ctx: KeyedProcessFunction.Context
     ) -> Iterator[Any]:
+        if isinstance(summary, LateExample):  # for the model's aligner
+            yield summary
+            return
         allocator: WindowAllocator | None = self.state.value()
         if allocator is None:
             allocator = WindowAllocator(summary.key, self.settings, self.seed)
@@ -132,7 +146,6 @@ class AllocateWindow(KeyedProcessFunction):
         if fire is not None:
             ctx.timer_service().register_event_time_timer(fire)
         self.state.update(allocator)
-        return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         allocator: WindowAllocator | None = self.state.value()

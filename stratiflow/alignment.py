@@ -9,6 +9,19 @@ other. Events keep their arrival order. The Flink model operator releases
 items as its watermark advances; :func:`stratiflow.replay.replay` follows the
 same rule, so a backtest, a replayed Kafka topic and a live job agree.
 
+The watermark alone is not enough in Flink: batches reach the model on another
+path than events, and when the source has been idle (``sampling.idle_timeout``)
+Flink leaves the idle batch path out of the model's watermark until it catches
+up, so the watermark can pass a window whose batch is still on its way. Given
+the window size, the aligner therefore also keeps the windows it saw labelled
+examples of, and holds every item after such a window's fire time until the
+window is *resolved*: its batch came, or stage 1 said the example was late
+(:class:`~stratiflow.sampling.LateExample`), in which case no batch comes for it.
+The other way round, while the events' path is idle the watermark can pass
+events still on their way, so a batch is learned only once an item of its key
+whose turn is at or after the batch's fire time has arrived (or at the end of
+input): a key's items arrive in order, so everything before the batch is here.
+
 >>> from stratiflow.records import Event
 >>> from stratiflow.sampling import TrainingBatch
 >>> aligner = EventTimeAligner(max_out_of_orderness=0)
@@ -29,7 +42,9 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from stratiflow.sampling import END_OF_TIME, TrainingBatch, pickled_once
+from stratiflow.config import SamplingSettings
+from stratiflow.labels import labelled_examples
+from stratiflow.sampling import END_OF_TIME, TrainingBatch, pickled_once, window_start
 
 __all__ = ["END_OF_TIME", "EventTimeAligner"]
 
@@ -37,8 +52,20 @@ __all__ = ["END_OF_TIME", "EventTimeAligner"]
 class EventTimeAligner:
     """Holds a key's events and batches until the watermark says their turn has come."""
 
-    def __init__(self, max_out_of_orderness: int) -> None:
+    def __init__(
+        self, max_out_of_orderness: int, window: int | None = None, allowed_lateness: int = 0
+    ) -> None:
         self.delay = max_out_of_orderness + 1
+        #: The sampler's window size (``None``: no windows to wait for, the watermark rules).
+        self.window = window
+        self.lateness = allowed_lateness
+        #: Windows with a labelled example seen here and neither batch nor late notice yet:
+        #: start -> fire time. Nothing after the earliest fire time is released.
+        self.unresolved: dict[int, int] = {}
+        #: Windows whose batch or late notice came, until the watermark passes them.
+        self.resolved: set[int] = set()
+        #: The highest watermark seen; the windows it closed are forgotten.
+        self.watermark: int | None = None
         # Events and the label join's outputs (anything with a ``ts``), in arrival order,
         # as [release, item, item pickled or None] (see __getstate__).
         self.events: deque[list[Any]] = deque()
@@ -49,26 +76,84 @@ class EventTimeAligner:
         #: the operator registers a timer only when the next turn changes).
         self.timer: int | None = None
 
-    def add_event(self, event: Any) -> int:
+    @classmethod
+    def of(cls, settings: SamplingSettings) -> EventTimeAligner:
+        """The aligner for a sampled job: waits for the sampler's windows too."""
+        return cls(settings.max_out_of_orderness, settings.window, settings.allowed_lateness)
+
+    def add_event(self, event: Any, watermark: int | None = None) -> int:
         """Queue an event (or a label outcome); returns the watermark it waits for
-        (non-decreasing)."""
+        (non-decreasing).
+
+        ``watermark`` is the watermark where the item arrives: a labelled example
+        whose window that watermark has already closed sets no wait (its batch, if
+        any, came before it, or stage 1 finds it late).
+        """
         release = event.ts - self.delay
         if self.horizon is not None and self.horizon > release:
             release = self.horizon  # never overtake an earlier event
         self.horizon = release
         self.events.append([release, event, None])
+        if self.window is not None:
+            for example in labelled_examples(event):
+                self._expect(window_start(example.ts, self.window), watermark)
         return release
 
     def add_batch(self, batch: TrainingBatch) -> None:
         """Queue a window's batch; it is learned once the watermark reaches its fire time."""
         heapq.heappush(self.batches, (batch.fire, batch.start, batch))
+        self.resolve(batch.start)
+
+    def resolve(self, start: int) -> None:
+        """The window starting at ``start`` sends nothing more (batch came, or late)."""
+        if self.window is None:
+            return
+        self.unresolved.pop(start, None)
+        # Remembered until the watermark passes it: more of its examples may follow
+        # the batch here (the batch path can be ahead of the events').
+        self.resolved.add(start)
+
+    def _fire(self, start: int) -> int:
+        assert self.window is not None
+        return start + self.window - 1 + self.lateness
+
+    def _expect(self, start: int, watermark: int | None) -> None:
+        fire = self._fire(start)
+        # The highest watermark seen, not only the caller's: ``resolved`` forgot the
+        # windows it closed, and a stale one would wait for a batch that came.
+        seen = max(w for w in (watermark, self.watermark, fire - 1) if w is not None)
+        if fire <= seen or start in self.resolved:
+            return
+        self.unresolved[start] = fire
+
+    def waits_for_windows(self) -> bool:
+        """Whether it keeps window bookkeeping (so it must be stored even when it holds nothing)."""
+        return bool(self.unresolved or self.resolved)
 
     def release(self, watermark: int) -> Iterator[Any]:
         """Items whose turn has come by ``watermark``, in order: a batch before any
-        event whose release time has reached the batch's fire time."""
+        event whose release time has reached the batch's fire time (once such an
+        event has come), and nothing whose turn is at or after an unresolved
+        window's fire time (at the end of input, ``END_OF_TIME``, everything)."""
+        if self.window is not None and (self.watermark is None or watermark > self.watermark):
+            self.watermark = watermark
+            if self.resolved:
+                self.resolved = {s for s in self.resolved if self._fire(s) > watermark}
+        limit = watermark
+        if self.unresolved and watermark < END_OF_TIME:
+            limit = min(watermark, min(self.unresolved.values()) - 1)
+        # A batch also waits for an item of its key whose turn is at or after its fire
+        # time: items arrive here in order, so every item that precedes the batch has
+        # come. The watermark cannot say so while the items' path is idle in Flink.
+        arrived = END_OF_TIME if watermark >= END_OF_TIME else self.horizon
         while True:
-            event_due = bool(self.events) and self.events[0][0] <= watermark
-            batch_due = bool(self.batches) and self.batches[0][0] <= watermark
+            event_due = bool(self.events) and self.events[0][0] <= limit
+            batch_due = (
+                bool(self.batches)
+                and self.batches[0][0] <= limit
+                and arrived is not None
+                and self.batches[0][0] <= arrived
+            )
             if batch_due and (not event_due or self.batches[0][0] <= self.events[0][0]):
                 yield heapq.heappop(self.batches)[2]
             elif event_due:
@@ -101,7 +186,9 @@ class EventTimeAligner:
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Aligners pickled before ``timer`` existed: no timer is known to be pending,
         # so the operator registers one (a duplicate of an existing one is harmless).
-        state = {"timer": None, **state}
+        # Before window bookkeeping: the watermark alone decides, as it did then.
+        defaults = {"timer": None, "window": None, "lateness": 0}
+        state = {**defaults, "unresolved": {}, "resolved": set(), "watermark": None, **state}
         if "packed_events" in state:
             packed = state.pop("packed_events")
             state["events"] = deque([r, pickle.loads(b), b] for r, b in packed)

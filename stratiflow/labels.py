@@ -36,7 +36,7 @@ Memory is bounded: ``max_pending`` ids per key at most, oldest evicted first.
 from __future__ import annotations
 
 import bisect
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -364,3 +364,12 @@ class LabelJoin:
     def waiting(self) -> int:
         """How many ids the join holds (waiting, held or remembered)."""
         return self.size
+
+
+def labelled_examples(item: Any) -> Iterator[Event]:
+    """What the sampler learns from: labelled events, and delayed labels joined to
+    their events (at the label's time)."""
+    if isinstance(item, Answer):
+        yield item.as_event()
+    elif isinstance(item, Event) and item.label is not None:
+        yield item

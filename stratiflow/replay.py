@@ -26,10 +26,10 @@ from typing import Any
 from stratiflow.alignment import END_OF_TIME, EventTimeAligner
 from stratiflow.config import Config
 from stratiflow.keyed import Emitted, Item, final_report, handle
-from stratiflow.labels import Answer, JoinOutput, LabelJoin
+from stratiflow.labels import JoinOutput, LabelJoin, labelled_examples
 from stratiflow.learner import ModelState, StoredPrediction
 from stratiflow.records import DeadLetter, Event, LabelRecord, Prediction, class_key
-from stratiflow.sampling import ClassWindows, TrainingBatch, WindowAllocator
+from stratiflow.sampling import ClassWindows, TrainingBatch, WindowAllocator, window_start
 from stratiflow.validate import event_from_object, label_from_object
 
 
@@ -82,7 +82,7 @@ def replay(
     def aligner_of(key: str) -> EventTimeAligner:
         aligner = aligners.get(key)
         if aligner is None:
-            aligner = aligners[key] = EventTimeAligner(sampling.max_out_of_orderness)
+            aligner = aligners[key] = EventTimeAligner.of(sampling)
         return aligner
 
     def join_of(key: str) -> LabelJoin:
@@ -138,20 +138,22 @@ def replay(
     def sample(item: JoinOutput) -> None:
         nonlocal watermark
         # The watermark this item implies (ideal: the generator emits at every record).
-        horizon = aligner_of(item.key).add_event(item)
+        aligner = aligner_of(item.key)
+        horizon = aligner.add_event(item, watermark)
         if watermark is None or horizon > watermark:
             watermark = horizon
             advance(watermark)
         release(watermark)
-        labelled = item.as_event() if isinstance(item, Answer) else item
-        if isinstance(labelled, Event) and labelled.label is not None:
+        for labelled in labelled_examples(item):
+            assert labelled.label is not None
             cls = class_key(labelled.label)
             windows = class_windows.get((labelled.key, cls))
             if windows is None:
                 windows = class_windows[labelled.key, cls] = ClassWindows(
                     labelled.key, cls, sampling, cfg.seed
                 )
-            windows.offer(labelled, watermark)
+            if windows.offer(labelled, watermark) is None:  # late: no batch will say so
+                aligner.resolve(window_start(labelled.ts, windows.size))
 
     for record in records:
         if isinstance(record, dict):

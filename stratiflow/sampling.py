@@ -246,6 +246,19 @@ class ClassWindows:
 
 
 @dataclass(frozen=True, slots=True)
+class LateExample:
+    """Stage 1 found a labelled example of this window late.
+
+    It travels with the batches to the model, whose aligner waits for every window
+    it saw an example of (:mod:`stratiflow.alignment`): this window may send no
+    batch, and this says it need not be waited for.
+    """
+
+    key: str
+    start: int
+
+
+@dataclass(frozen=True, slots=True)
 class Example:
     """One training example: features and label, and where it came from."""
 
