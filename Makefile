@@ -30,10 +30,11 @@ setup: $(STAMP) $(PROVISIONED) ## create .venv, install stratiflow, resolve the 
 demo: setup ## start the local broker, produce Phishing, run the job on an embedded Flink, print metrics
 	$(SF) demo
 
-lint: $(STAMP) ## ruff + mypy
+lint: $(STAMP) ## ruff + mypy + the layering contracts (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check stratiflow operators jobs tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test-unit: setup ## unit tier (no Java)
 	$(PYTEST) tests/unit stratiflow
@@ -64,7 +65,7 @@ bench: setup ## bare River vs a Kafka loop vs the job, same run (200k events); w
 
 .PHONY: deploy-check
 deploy-check: $(STAMP) ## static checks of deploy/ and docker-compose.yml
-	$(PYTEST) tests/unit/test_deploy.py
+	$(PYTEST) tests/unit/deploy/test_deploy.py
 
 stop: ## stop the local broker and Flink cluster started by stratiflow
 	-@[ -x $(SF) ] && $(SF) local flink stop || true

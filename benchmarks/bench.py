@@ -216,7 +216,7 @@ def worker_bare(path: Path, model: str, batch: int, out: Path) -> None:
     import pandas as pd
 
     from stratiflow.config import ModelStep
-    from stratiflow.learner import build_model
+    from stratiflow.learning.learner import build_model
 
     steps = tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
     events = list(read_events(path))
@@ -249,7 +249,7 @@ def worker_kafka_loop(
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     from stratiflow.config import ModelStep
-    from stratiflow.learner import build_model
+    from stratiflow.learning.learner import build_model
 
     steps = tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
     consumer = KafkaConsumer(
@@ -411,7 +411,7 @@ def start_broker(port: int, instance: str = BROKER_INSTANCE) -> str:
 
 
 def produce(bootstrap: str, topic: str, path: Path) -> int:
-    from stratiflow.kafka_io import ensure_topics, producer
+    from stratiflow.io.kafka import ensure_topics, producer
 
     ensure_topics(bootstrap, {topic: 4})
     out = producer(bootstrap)
@@ -427,7 +427,7 @@ def produce(bootstrap: str, topic: str, path: Path) -> int:
 
 
 def read_predictions(bootstrap: str, topic: str, expected: int) -> list[dict[str, Any]]:
-    from stratiflow.kafka_io import read_topic
+    from stratiflow.io.kafka import read_topic
 
     return [
         json.loads(r.value)
@@ -539,7 +539,7 @@ def measure_latency(
     """
     import yaml
 
-    from stratiflow.kafka_io import ensure_topics, read_topic
+    from stratiflow.io.kafka import ensure_topics, read_topic
     from stratiflow.local.procs import job_environ
 
     run = uuid.uuid4().hex[:8]
@@ -706,7 +706,7 @@ class LoadProducer:
                     f"confluent-kafka {version if isinstance(version, str) else version[0]}"
                 )
         if self._confluent is None:
-            from stratiflow.kafka_io import producer
+            from stratiflow.io.kafka import producer
 
             self._kafka = producer(bootstrap, linger_ms=1)
             self.client = "kafka-python"
@@ -769,7 +769,7 @@ def find_sustainable_rate(
 
 
 def _answered(bootstrap: str, topic: str) -> bool:
-    from stratiflow.kafka_io import read_topic
+    from stratiflow.io.kafka import read_topic
 
     return any(True for _ in read_topic(bootstrap, topic, idle_timeout_s=0.5, max_records=1))
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from stratiflow.config import load_config
-from stratiflow.replay import replay
-from stratiflow.sources import river_events
+from stratiflow.io.sources import river_events
+from stratiflow.runner.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "sampling.json"
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "minority_share": args.minority_share,
         "window": "1s (100 events)",
         "model": "StandardScaler | LogisticRegression",
-        "runner": "flink backtest" if args.flink else "stratiflow.replay",
+        "runner": "flink backtest" if args.flink else "stratiflow.runner.replay",
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"setup": setup, "rows": rows}, indent=2) + "\n")

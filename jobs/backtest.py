@@ -11,7 +11,7 @@ from jobs.runtime import create_env
 from jobs.train_predict import build_pipeline
 from operators.raw import KEYED_RAW_RECORD, raw_row
 from stratiflow.config import Config
-from stratiflow.sources import jsonl_lines
+from stratiflow.io.sources import jsonl_lines
 
 OUTPUT_FILES = {
     "p": "predictions.jsonl",

@@ -12,9 +12,9 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
 
 from stratiflow.config import Config
-from stratiflow.kafka_io import secret_environ
+from stratiflow.io.kafka import secret_environ
+from stratiflow.io.preflight import PreflightError, check_jars
 from stratiflow.local.paths import local_paths
-from stratiflow.preflight import PreflightError, check_jars
 
 #: PyFlink's switch between Python workers in the client process and worker processes.
 LOOPBACK_SWITCH = "_python_worker_execution_mode"

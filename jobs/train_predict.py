@@ -27,7 +27,7 @@ from operators.raw import RAW_BATCH, RAW_RECORD, batch_by_model_key, key_by_mode
 from operators.sampler import AllocateWindow, ClassReservoirs, class_stratum, event_time_watermarks
 from operators.tags import DEAD_LETTERS, METRICS, SAMPLING_STATS, side_output
 from stratiflow.config import Config, ConfigError, load_cli_config
-from stratiflow.kafka_io import end_offsets
+from stratiflow.io.kafka import end_offsets
 from stratiflow.labels import labelled_examples
 
 

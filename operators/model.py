@@ -14,12 +14,12 @@ from operators.labels import KeyedLabelJoin, map_state
 from operators.parse import RawParser
 from operators.raw import unpack
 from operators.tags import DEAD_LETTERS, END_OF_INPUT, METRICS
-from stratiflow.alignment import END_OF_TIME, EventTimeAligner
 from stratiflow.config import Config
-from stratiflow.keyed import Item, final_report, handle
-from stratiflow.learner import ModelState
+from stratiflow.learning.learner import ModelState
 from stratiflow.records import DeadLetter, Event, Rejection, to_json
+from stratiflow.runner.keyed import Item, final_report, handle
 from stratiflow.sampling import LateExample, TrainingBatch
+from stratiflow.sampling.alignment import END_OF_TIME, EventTimeAligner
 
 
 def _now_ms() -> int:
@@ -30,15 +30,15 @@ class ModelOperator(KeyedProcessFunction):
     """Predict every event, score labels, learn, report metrics.
 
     Its input is one stream per key: events, the label join's outputs
-    (:mod:`stratiflow.labels`) and, with a sampler, the key's training
-    batches. What happens to each item is :func:`stratiflow.keyed.handle`.
+    (:mod:`stratiflow.labels.join`) and, with a sampler, the key's training
+    batches. What happens to each item is :func:`stratiflow.runner.keyed.handle`.
     With a sampler and ``sampling.order: event_time``, items are held in an
-    :class:`~stratiflow.alignment.EventTimeAligner` and released as the
+    :class:`~stratiflow.sampling.alignment.EventTimeAligner` and released as the
     watermark advances, so which model predicts an event does not depend on
     processing speed.
 
     With ``raw_input`` (the graph for ``sampling.strategy: none``) its input is
-    the source's raw records keyed by :func:`stratiflow.validate.model_key_of`,
+    the source's raw records keyed by :func:`stratiflow.validation.parse.model_key_of`,
     and it parses, validates and joins labels itself: one Python operator and
     one shuffle per record instead of three and two, and no pickled records
     between operators.

@@ -12,9 +12,9 @@ from pyflink.datastream import ProcessFunction
 from operators.raw import raw_of, unpack
 from operators.tags import DEAD_LETTERS
 from stratiflow.config import Config
-from stratiflow.learner import build_model, label_policy
+from stratiflow.learning.learner import build_model, label_policy
 from stratiflow.records import DeadLetter, Event, LabelRecord, Rejection, to_json
-from stratiflow.validate import Limits, parse_event
+from stratiflow.validation.parse import Limits, parse_event
 
 
 class RawParser:

@@ -3,7 +3,7 @@
 Sources emit :data:`KEYED_RAW_RECORD` rows, ``Row(model_key, (topic, partition,
 offset, value, has_value))``: the Kafka source computes the model key in Java
 (``io.stratiflow.flink.ModelKeys``), the in-memory sources with
-:func:`stratiflow.validate.model_key_of`. The job can then key records by model
+:func:`stratiflow.validation.parse.model_key_of`. The job can then key records by model
 key without running Python first. The record is a tuple because Python decodes
 a tuple much faster than a named row, once per event.
 
@@ -20,7 +20,7 @@ from pyflink.datastream import DataStream, KeyedStream
 from pyflink.java_gateway import get_gateway
 
 from stratiflow.records import SourceRef
-from stratiflow.validate import MAX_PAYLOAD_BYTES, model_key_of
+from stratiflow.validation.parse import MAX_PAYLOAD_BYTES, model_key_of
 
 #: ``(topic, partition, offset, value, has_value)``; matches
 #: ``io.stratiflow.flink.KeyedRawRecordDeserializationSchema#rawRecordType``.

@@ -1,4 +1,4 @@
-"""The two-stage stratified window sampler (wraps :mod:`stratiflow.sampling`).
+"""The two-stage stratified window sampler (wraps :mod:`stratiflow.sampling.windows`).
 
 Stage 1, :class:`ClassReservoirs`, is keyed by (model key, class): it fills one
 reservoir per event-time window and hands the window on when the watermark
@@ -19,7 +19,6 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
 from operators.tags import END_OF_INPUT, SAMPLING_STATS
-from stratiflow.alignment import END_OF_TIME
 from stratiflow.config import Config, SamplingSettings
 from stratiflow.records import Event, class_key, to_json
 from stratiflow.sampling import (
@@ -29,6 +28,7 @@ from stratiflow.sampling import (
     WindowAllocator,
     window_start,
 )
+from stratiflow.sampling.alignment import END_OF_TIME
 
 _SEP = "\x1f"
 

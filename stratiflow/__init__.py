@@ -7,3 +7,7 @@ those into job graphs.
 """
 
 __version__ = "0.1.0"
+
+from stratiflow import _moved
+
+_moved.install()

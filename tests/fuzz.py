@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from stratiflow.sources import river_events
+from stratiflow.io.sources import river_events
 
 Maker = Callable[[random.Random, dict[str, Any]], bytes]
 
@@ -123,10 +123,10 @@ def expected_outcomes(
     reason}`` and the ids it must predict (in order)."""
     from dataclasses import replace
 
-    from stratiflow.learner import build_model, label_policy
+    from stratiflow.learning.learner import build_model, label_policy
     from stratiflow.records import Event, Rejection, SourceRef
-    from stratiflow.replay import replay
-    from stratiflow.validate import Limits, parse_event
+    from stratiflow.runner.replay import replay
+    from stratiflow.validation.parse import Limits, parse_event
 
     v = cfg.validation
     limits = Limits(v.max_payload_bytes, v.max_features)

@@ -8,7 +8,12 @@ from typing import Any
 
 from river import datasets, evaluate, linear_model, metrics, preprocessing
 
-from stratiflow.sources import river_events
+from stratiflow.config import Config, load_config
+from stratiflow.io.sources import river_events
+from stratiflow.learning.learner import ModelState
+from stratiflow.records import Event
+from stratiflow.runner.keyed import final_report, handle
+from stratiflow.validation.parse import event_from_object
 
 PHISHING_N = 1250
 
@@ -86,7 +91,7 @@ def read_jsonl(path: Any) -> list[dict[str, Any]]:
 
 def topic_values(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     """Every record on ``topic`` (up to its true end), decoded from JSON."""
-    from stratiflow import kafka_io
+    from stratiflow.io import kafka as kafka_io
 
     return [json.loads(r.value) for r in kafka_io.read_topic(bootstrap, topic, idle_timeout_s=3)]
 
@@ -98,3 +103,78 @@ def label_outcomes(labels: dict[str, Any]) -> int:
         labels[name]
         for name in ("joined", "unknown", "duplicate", "expired", "event_rejected", "held")
     )
+
+
+# -- streams for the metrics record's tests (schemas, tables) ------------------------------
+
+T0 = 1_700_000_000_000
+#: Metrics settings that turn every section of the record on (probe features set per run).
+FULL_METRICS = {"report_every": 5, "window": 10, "fading": 0.9, "stability_reports": 3}
+
+
+def cfg_with(**sections: Any) -> Config:
+    return load_config(sections)
+
+
+def probe_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(e["features"]) for e in events[:3]]
+
+
+def delayed_stream() -> list[dict[str, Any]]:
+    """Phishing events mostly without labels, whose labels come later as label records.
+
+    By event index ``i % 5``: 0 labelled 3 events later (joined), 1 labelled 20 events later
+    (after ``labels.ttl`` of 150 ms: expired, and the prediction never_came), 2 never labelled
+    (never_came, or still waiting at the end), 3 labelled 1 event later and again 2 events
+    later (duplicate), 4 carries its own label. Plus: an early label (held, then joined when
+    its event comes), a label for an id that never comes (unknown once the ttl passes), an
+    event the model rejects and its label (event_rejected), a label still held at the end, and
+    a label for a key with no events at all (an empty report for that key).
+    """
+    events = list(river_events("phishing", n=50, seed=3, start_ts=T0, interval_ms=10))
+    out: list[dict[str, Any]] = []
+    due: dict[int, list[dict[str, Any]]] = {}
+
+    def label_of(e: dict[str, Any]) -> dict[str, Any]:
+        return {"id": e["id"], "label": e["label"]}
+
+    for i, e in enumerate(events):
+        for record in due.pop(i, []):
+            out.append({**record, "ts": e["ts"] - 1})
+        if i == 5:
+            out.append({"id": "nobody", "label": True, "ts": e["ts"]})
+        if i == 8:
+            out.append({**label_of(events[12]), "ts": e["ts"]})  # before its event
+        if i == 20:
+            out.append({"id": "bad", "ts": e["ts"], "features": {"x": "text"}})
+        if i == 22:
+            out.append({"id": "bad", "label": True, "ts": e["ts"]})
+        if i % 5 == 4:
+            out.append(e)
+            continue
+        out.append({**e, "label": None})
+        if i % 5 == 0:
+            due.setdefault(i + 3, []).append(label_of(e))
+        elif i % 5 == 1:
+            due.setdefault(i + 20, []).append(label_of(e))
+        elif i % 5 == 3:
+            due.setdefault(i + 1, []).append(label_of(e))
+            due.setdefault(i + 2, []).append(label_of(e))
+    end = events[-1]["ts"]
+    out.append({"id": "never", "label": False, "ts": end})
+    out.append({"id": "g1", "label": True, "ts": end, "key": "ghost"})
+    return out
+
+
+def clocked(events: list[dict[str, Any]], cfg: Config) -> list[dict[str, Any]]:
+    """Reports made as the Flink model operator makes them: ``handle`` with a moving wall
+    clock (``replay`` keeps one ``now_ms``, so its ``events_per_s`` is always null)."""
+    state = ModelState.new(cfg, "default")
+    waiting: dict[str, Any] = {}
+    reports = []
+    for i, e in enumerate(events):
+        event = event_from_object(e)
+        assert isinstance(event, Event)
+        reports += handle(state, event, waiting, cfg, now_ms=T0 + 10 * i).reports
+    reports.append(final_report(state, cfg, now_ms=T0 + 10 * len(events)))
+    return reports

@@ -20,8 +20,8 @@ HEADER = """\
 # Exact versions of stratiflow's runtime dependencies for the Flink image (deploy/flink/Dockerfile).
 # They are the versions the test suite runs with: the dependency closure of `stratiflow` in the
 # project's .venv (apache-flink 2.3.0 pins apache-beam<=2.61, hence numpy<2.2 and river 0.23).
-# tests/unit/test_deploy.py checks that every dependency in pyproject.toml is pinned here within
-# its declared range. Regenerate with: .venv/bin/python deploy/flink/pin_requirements.py
+# tests/unit/deploy/test_deploy.py checks that every dependency in pyproject.toml is pinned here
+# within its declared range. Regenerate with: .venv/bin/python deploy/flink/pin_requirements.py
 """
 
 

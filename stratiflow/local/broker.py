@@ -319,7 +319,7 @@ def kafka_ready(bootstrap: str, properties: Mapping[str, str] | None = None) -> 
     from kafka import KafkaAdminClient  # heavy import, only needed here
     from kafka.errors import KafkaConfigurationError, KafkaError
 
-    from stratiflow.kafka_io import client_options
+    from stratiflow.io.kafka import client_options
 
     try:
         admin = KafkaAdminClient(

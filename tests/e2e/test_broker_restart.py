@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from stratiflow import kafka_io
+from stratiflow.io import kafka as kafka_io
+from stratiflow.io.sources import river_events
 from stratiflow.local import broker as local_broker
 from stratiflow.local.paths import LocalPaths
 from stratiflow.local.procs import free_port, pid_alive
 from stratiflow.records import to_json_bytes
-from stratiflow.sources import river_events
 from tests.e2e.cli import run_cli, write_config
 from tests.e2e.conftest import KEEP_LOGS, BrokerHandle, FlinkHandle
 from tests.e2e.test_chaos import START_TS, count, record_result, rest, send_paced, wait_for

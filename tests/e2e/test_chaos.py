@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 
-from stratiflow import kafka_io
 from stratiflow.config import load_cli_config
+from stratiflow.io import kafka as kafka_io
+from stratiflow.io.sources import river_events
 from stratiflow.local import flink as local_flink
 from stratiflow.local.procs import descendants, free_port, rss_mb
 from stratiflow.records import class_key, to_json_bytes
-from stratiflow.replay import replay
-from stratiflow.sources import river_events
+from stratiflow.runner.replay import replay
 from tests.e2e.cli import run_cli, write_config
 from tests.flink.test_sampling import without_wall_clock
 from tests.helpers import topic_values
@@ -324,7 +324,7 @@ def test_sampled_job_stopped_with_a_savepoint_mid_stream_resumes_as_if_never_sto
     the window allocator, and the model's event-time aligner (events wait there for the
     watermark). `stratiflow stop --savepoint` while events flow, then `submit
     --from-savepoint`: every record ends up as one prediction or one dead letter, and the
-    predictions, sampling stats and metrics reports equal those of `stratiflow.replay`
+    predictions, sampling stats and metrics reports equal those of `stratiflow.runner.replay`
     on the same events, which never stops.
 
     It runs on the session cluster (nothing here kills it), under a name of its own,

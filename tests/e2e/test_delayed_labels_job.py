@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from stratiflow.sources import river_events
+from stratiflow.io.sources import river_events
 from tests.e2e.cli import run_cli, write_config
 from tests.helpers import label_outcomes, topic_values
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from stratiflow import kafka_io
-from stratiflow.sources import river_events
+from stratiflow.io import kafka as kafka_io
+from stratiflow.io.sources import river_events
 from tests.e2e.cli import run_cli, write_config
 from tests.helpers import (
     assert_matches_river,

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from stratiflow import kafka_io
+from stratiflow.io import kafka as kafka_io
+from stratiflow.io.sources import river_events
 from stratiflow.local.procs import descendants, job_environ
 from stratiflow.records import to_json_bytes
-from stratiflow.sources import river_events
 from tests.e2e.cli import STRATIFLOW, run_cli, write_config
 from tests.e2e.test_chaos import START_TS, count, send_paced, wait_for
 from tests.helpers import topic_values

@@ -12,11 +12,11 @@ from collections import Counter
 import pytest
 import yaml
 
-from stratiflow import kafka_io
 from stratiflow.config import load_cli_config
+from stratiflow.io import kafka as kafka_io
+from stratiflow.io.sources import river_events
 from stratiflow.records import class_key, to_json_bytes
-from stratiflow.replay import replay
-from stratiflow.sources import river_events
+from stratiflow.runner.replay import replay
 from tests.e2e.cli import run_cli, write_config
 from tests.helpers import topic_values
 
@@ -83,7 +83,7 @@ def test_pauses_longer_than_the_idle_timeout_change_no_prediction(broker, tmp_pa
     Flink marks the source idle, and the model's two inputs (events, and the batches
     the sampler makes from them) wake up at different moments. Each event must still
     be predicted by the model that learned every window closed before its time: the
-    predictions equal ``stratiflow.replay`` on the same events, which never pauses."""
+    predictions equal ``stratiflow.runner.replay`` on the same events, which never pauses."""
     prefix = f"sampling-idle-{tmp_path.name}"
     config = write_config(
         tmp_path / "job.yaml",

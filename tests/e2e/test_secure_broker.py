@@ -24,12 +24,12 @@ import pytest
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from stratiflow.kafka_io import client_options
+from stratiflow.io.kafka import client_options
+from stratiflow.io.sources import river_events
 from stratiflow.local import broker as local_broker
 from stratiflow.local import tls
 from stratiflow.local.paths import LocalPaths
 from stratiflow.local.procs import free_port
-from stratiflow.sources import river_events
 from tests.e2e.cli import run_cli, write_config
 from tests.e2e.conftest import KEEP_LOGS, instance_name
 from tests.helpers import assert_matches_river, river_reference

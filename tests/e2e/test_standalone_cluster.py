@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from stratiflow import kafka_io
+from stratiflow.io import kafka as kafka_io
 from stratiflow.local import flink as local_flink
 from tests.e2e.cli import run_cli, write_config
 

@@ -55,7 +55,7 @@ def test_the_java_model_key_agrees_with_the_python_one_on_every_accepted_record(
 
     from jobs.runtime import create_env
     from stratiflow.records import Event, LabelRecord
-    from stratiflow.validate import model_key_of, parse_event
+    from stratiflow.validation.parse import model_key_of, parse_event
 
     create_env(load_config())  # puts stratiflow's jar on the gateway's class path
     java = get_gateway().jvm.io.stratiflow.flink.ModelKeys

@@ -15,9 +15,9 @@ import pytest
 
 from jobs.backtest import run_backtest
 from stratiflow.config import load_config
+from stratiflow.io.sources import river_events, with_delayed_labels
 from stratiflow.records import class_key
-from stratiflow.replay import replay
-from stratiflow.sources import river_events, with_delayed_labels
+from stratiflow.runner.replay import replay
 from tests.helpers import read_jsonl
 
 pytestmark = pytest.mark.flink

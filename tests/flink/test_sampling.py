@@ -1,4 +1,4 @@
-"""The two-stage sampler on a MiniCluster against the pure core (``stratiflow.replay``).
+"""The two-stage sampler on a MiniCluster against the pure core (``stratiflow.runner.replay``).
 
 The same events and seed must give the same samples (every sampling-stats
 record) and, with ``sampling.order: event_time``, the same predictions as the
@@ -20,10 +20,10 @@ import yaml
 
 from jobs.backtest import run_backtest
 from stratiflow.config import load_config
+from stratiflow.io.sources import river_events
 from stratiflow.local.procs import job_environ
 from stratiflow.records import class_key
-from stratiflow.replay import replay
-from stratiflow.sources import river_events
+from stratiflow.runner.replay import replay
 from tests.helpers import read_jsonl
 
 pytestmark = pytest.mark.flink

@@ -1,0 +1,137 @@
+"""The model section: River estimators named in the job YAML, built and checked.
+
+Building is the check: a step that names no River class, or a parameter the class
+does not take, fails at load with the step's path (``model[1].linear_model...``).
+
+>>> from stratiflow.config import ModelStep
+>>> model = build_model([ModelStep("linear_model.LogisticRegression", {"l2": 0.0})])
+>>> steps_path(model), is_binary(model)
+('linear_model.log_reg.LogisticRegression', True)
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stratiflow.config.errors import ConfigError
+
+__all__ = ["DEFAULT_MODEL", "ModelStep", "build_model", "is_binary", "model_steps", "steps_path"]
+
+
+@dataclass(frozen=True)
+class ModelStep:
+    """One River estimator, by its path under ``river.`` and its parameters."""
+
+    path: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+DEFAULT_MODEL: tuple[ModelStep, ...] = (
+    ModelStep("preprocessing.StandardScaler", {}),
+    ModelStep("linear_model.LogisticRegression", {}),
+)
+
+
+def model_steps(value: Any) -> tuple[ModelStep, ...]:
+    """The ``model`` section as steps (the default pipeline when it is missing)."""
+    if value is None:
+        return DEFAULT_MODEL
+    if not isinstance(value, list) or not value:
+        raise ConfigError("model", "must be a non-empty list of {estimator: {params}}")
+    steps = []
+    for i, item in enumerate(value):
+        where = f"model[{i}]"
+        if isinstance(item, str):
+            item = {item: {}}
+        if not isinstance(item, dict) or len(item) != 1:
+            raise ConfigError(where, "each step is one mapping {module.Estimator: {params}}")
+        ((path, params),) = item.items()
+        if params is None:
+            params = {}
+        if not isinstance(path, str) or not isinstance(params, dict):
+            raise ConfigError(where, "each step is one mapping {module.Estimator: {params}}")
+        steps.append(ModelStep(path, dict(params)))
+    return tuple(steps)
+
+
+def build_model(steps: Iterable[ModelStep]) -> Any:
+    """Instantiate the River estimators named in the config and chain them.
+
+    A step's parameter may itself be an estimator given the same way, e.g.
+    ``optimizer: {optim.SGD: {lr: 0.05}}``.
+    """
+    from river import compose  # River's import takes seconds: only when a model is built
+    from river import utils as river_utils
+
+    estimators = [
+        _instantiate(s.path, s.params, f"model[{i}].{s.path}") for i, s in enumerate(steps)
+    ]
+    if not estimators:
+        raise ConfigError("model", "needs at least one estimator")
+    model = estimators[0] if len(estimators) == 1 else compose.Pipeline(*estimators)
+    if not river_utils.inspect.isclassifier(model):
+        raise ConfigError(
+            f"model[{len(estimators) - 1}]",
+            f"{steps_path(estimators[-1])} is not a classifier; the last step must classify",
+        )
+    return model
+
+
+def steps_path(estimator: Any) -> str:
+    return type(estimator).__module__.removeprefix("river.") + "." + type(estimator).__name__
+
+
+def is_binary(model: Any) -> bool:
+    """Whether a River classifier learns two classes only (``_multiclass`` false)."""
+    return not getattr(model, "_multiclass", True)
+
+
+def _instantiate(
+    path: str, params: Mapping[str, Any], where: str, any_river_object: bool = False
+) -> Any:
+    from river import base as river_base
+
+    base = river_base.Base if any_river_object else river_base.Estimator
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name or not class_name:
+        raise ConfigError(
+            where, "expected module.Estimator under river, e.g. linear_model.Perceptron"
+        )
+    try:
+        module = importlib.import_module(f"river.{module_name}")
+    except ImportError:
+        raise ConfigError(where, f"river has no module {module_name!r}") from None
+    cls = getattr(module, class_name, None)
+    if not inspect.isclass(cls) or not issubclass(cls, base):
+        kind = "estimator" if base is river_base.Estimator else "class"
+        raise ConfigError(where, f"river.{module_name} has no {kind} {class_name!r}")
+    signature = inspect.signature(cls)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    kwargs = {}
+    for name, value in params.items():
+        if name not in signature.parameters and not accepts_any:
+            allowed = ", ".join(p for p in signature.parameters if p not in ("args", "kwargs"))
+            raise ConfigError(f"{where}.{name}", f"unknown parameter (accepted: {allowed})")
+        kwargs[name] = _param_value(value, f"{where}.{name}")
+    try:
+        return cls(**kwargs)
+    except Exception as exc:  # River validates in constructors with assorted exception types
+        raise ConfigError(where, f"cannot build {path}: {exc}") from None
+
+
+def _param_value(value: Any, where: str) -> Any:
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, inner),) = value.items()
+        if (
+            isinstance(key, str)
+            and "." in key
+            and key[:1].islower()
+            and (inner is None or isinstance(inner, dict))
+        ):
+            # Parameters may be any River object: optimizers, losses, initializers...
+            return _instantiate(key, inner or {}, f"{where}.{key}", any_river_object=True)
+    return value

@@ -1,0 +1,29 @@
+"""Delayed labels: label records joined by event id to the events they belong to."""
+
+from __future__ import annotations
+
+from stratiflow.labels import join as _former
+from stratiflow.labels.join import (
+    Answer,
+    Entry,
+    Expiry,
+    JoinOutput,
+    LabelJoin,
+    LabelOutcome,
+    labelled_examples,
+)
+
+__all__ = [
+    "Answer",
+    "Entry",
+    "Expiry",
+    "JoinOutput",
+    "LabelJoin",
+    "LabelOutcome",
+    "labelled_examples",
+]
+
+
+def __getattr__(name: str) -> object:
+    """Private names of the former ``stratiflow.labels`` module, for state pickled by it."""
+    return getattr(_former, name)

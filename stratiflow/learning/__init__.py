@@ -1,0 +1,45 @@
+"""The model of one key: built from config, one ``step`` (predict, score, learn) shared by
+every runner (``learner``), and when it learns (``updates``).
+"""
+
+from __future__ import annotations
+
+from stratiflow.learning.learner import (
+    Counts,
+    ModelState,
+    StepOutput,
+    StoredPrediction,
+    answer,
+    expire,
+    finish,
+    initial_model,
+    label_policy,
+    learn_examples,
+    refuse_label,
+    step,
+)
+from stratiflow.learning.updates import (
+    LearnResult,
+    Updater,
+    learn_error,
+    supports_learn_many,
+)
+
+__all__ = [
+    "Counts",
+    "LearnResult",
+    "ModelState",
+    "StepOutput",
+    "StoredPrediction",
+    "Updater",
+    "answer",
+    "expire",
+    "finish",
+    "initial_model",
+    "label_policy",
+    "learn_error",
+    "learn_examples",
+    "refuse_label",
+    "step",
+    "supports_learn_many",
+]

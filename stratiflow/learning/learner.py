@@ -1,0 +1,357 @@
+"""The model: built from config, and one :func:`step` shared by every runner.
+
+``step`` is predict → score → learn for one event. The Flink model operator,
+the backtest and the tests all call it, so what one of them computes the
+others compute too.
+
+>>> from stratiflow.config import load_config
+>>> from stratiflow.records import Event
+>>> state = ModelState.new(load_config({"model": ["linear_model.LogisticRegression"]}))
+>>> out = step(state, Event("a", 0, {"x": 1.0}, label=True), now_ms=0)
+>>> out.prediction.proba, out.prediction.model_version, state.counts.learned
+({False: 0.5, True: 0.5}, 0, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass, field
+from math import isfinite
+from time import perf_counter
+from typing import Any
+
+from stratiflow.config import Config
+from stratiflow.config.model import build_model, is_binary
+from stratiflow.evaluation import Cost, Evaluation, LabelCounts
+from stratiflow.labels import Answer, Expiry, LabelOutcome
+from stratiflow.learning.updates import LearnResult, Updater, learn_error
+from stratiflow.records import Event, Label, Prediction, Rejection, class_key
+from stratiflow.sampling import Example
+from stratiflow.validation.cleaning import Cleaner
+from stratiflow.validation.parse import LabelPolicy
+
+
+def initial_model(cfg: Config) -> Any:
+    """A new key's model: untrained from ``cfg.model``, or the verified warm-start snapshot."""
+    if not cfg.snapshots.warm_start:
+        return build_model(cfg.model)
+    from pathlib import Path
+
+    from stratiflow.snapshots import key_from_env, load_snapshot
+
+    key = key_from_env(cfg.snapshots.key_env)
+    return load_snapshot(Path(cfg.snapshots.warm_start), key=key).model
+
+
+def label_policy(model: Any) -> LabelPolicy:
+    """Binary River classifiers (``_multiclass`` false) can only learn booleans."""
+    return LabelPolicy(binary=is_binary(model))
+
+
+@dataclass(slots=True)
+class Counts:
+    """Per-key event counts. They reconcile: seen = predicted + rejected, and
+    predicted = labelled + unlabelled."""
+
+    seen: int = 0
+    predicted: int = 0
+    scored: int = 0
+    learned: int = 0
+    labelled: int = 0
+    unlabelled: int = 0
+    rejected: int = 0
+    #: Examples the model raised on while learning after their event was predicted.
+    learn_failed: int = 0
+    #: Labelled events the sampler found behind its watermark (they were still predicted).
+    late: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPrediction:
+    """The prediction made for an unlabelled event, kept until its label arrives."""
+
+    y_pred: Label | None
+    proba: dict[Label, float]
+    model_version: int
+    ts: int
+
+
+@dataclass
+class ModelState:
+    """Everything one model key remembers; picklable, kept in Flink keyed state."""
+
+    model: Any
+    evaluation: Evaluation
+    updater: Updater
+    cleaner: Cleaner
+    key: str = "default"
+    counts: Counts = field(default_factory=Counts)
+    labels: LabelCounts = field(default_factory=LabelCounts)
+    cost: Cost = field(default_factory=Cost)
+    reports: int = 0
+    last_ts: int | None = None
+    #: Examples learned per class (the cumulative trained-on mix).
+    trained_on: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, cfg: Config, key: str = "default") -> ModelState:
+        model = initial_model(cfg)
+        positive = cfg.metrics.positive_class
+        if positive is None and label_policy(model).binary:
+            positive = True
+        return cls(
+            model=model,
+            evaluation=Evaluation.new(cfg.metrics, positive),
+            updater=Updater(cfg.update),
+            cleaner=Cleaner(cfg.validation),
+            key=key,
+        )
+
+    def record(self, result: LearnResult) -> None:
+        """Count what one learning call did."""
+        self.counts.learned += result.learned
+        self.counts.learn_failed += result.failed
+        if result.learned:
+            per_example = result.seconds / result.learned
+            for label in result.labels:
+                self.cost.learn.add(per_example)
+                cls = class_key(label)
+                self.trained_on[cls] = self.trained_on.get(cls, 0) + 1
+
+    @property
+    def model_version(self) -> int:
+        """Examples learned so far: a prediction's version says what the model had seen."""
+        return self.counts.learned
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutput:
+    """What one input produced: a prediction or a rejection, and maybe a metrics report."""
+
+    prediction: Prediction | None = None
+    rejection: Rejection | None = None
+    report_due: bool = False
+
+
+def step(
+    state: ModelState,
+    event: Event,
+    *,
+    now_ms: int,
+    report_every: int = 0,
+    learn: bool = True,
+    waiting: MutableMapping[str, StoredPrediction] | None = None,
+) -> StepOutput:
+    """Predict, then (if labelled) score and learn — River's test-then-train order.
+
+    An event that is predicted but not scored (the model has no answer yet,
+    e.g. an empty tree) is still learned from, as in
+    ``river.evaluate.progressive_val_score``. If the model raises, the event is
+    rejected and nothing is emitted for it.
+
+    Parameters
+    ----------
+    state
+        The key's state; updated in place.
+    event
+        A validated event.
+    now_ms
+        Wall-clock time for ``emitted_at`` (passed in so tests are deterministic).
+    report_every
+        Ask for a metrics report after every this many scored events (0: never).
+    learn
+        Learn from a labelled event (``sampling.strategy: none``), when
+        ``update.mode`` says so. With a sampler the model learns from
+        :func:`learn_examples` instead.
+    waiting
+        Where an unlabelled event's prediction is kept for its delayed label
+        (``None``: delayed labels are off).
+    """
+    counts = state.counts
+    counts.seen += 1
+    x, rejection = state.cleaner.clean(event.features)
+    if rejection is not None:
+        counts.rejected += 1
+        return StepOutput(rejection=rejection)
+    updater = state.updater
+    per_sample = updater.settings.mode == "per_sample"
+    if not per_sample:
+        _tick(state, event.ts)  # a timed update due by now comes first: predict with the latest
+    model = state.model
+    t0 = perf_counter()
+    try:
+        proba = model.predict_proba_one(x)
+    except Exception as exc:  # River raises TypeError/ValueError/KeyError on odd inputs
+        counts.rejected += 1
+        return StepOutput(rejection=_model_error("predict", exc))
+    predict_seconds = perf_counter() - t0
+    for p in proba.values():
+        if not isfinite(p):
+            # Overflowed state (e.g. after a 1e308 feature) yields NaN; JSON cannot carry it.
+            counts.rejected += 1
+            return StepOutput(
+                rejection=Rejection(
+                    "model_output_not_finite",
+                    f"the model returned non-finite probabilities {proba!r}; "
+                    "an extreme feature value has probably overflowed its state",
+                )
+            )
+    y_pred: Label | None = max(proba, key=proba.get) if proba else None
+    version = counts.learned  # state.model_version
+
+    scored = False
+    label = event.label
+    if label is not None:
+        if learn:
+            if per_sample:
+                # Updater.add's per-sample path and ModelState.record, inlined.
+                t0 = perf_counter()
+                try:
+                    model.learn_one(x, label)
+                except Exception as exc:  # as in updates._learn_one
+                    # Learning the event itself failed: reject it, as its own error.
+                    counts.rejected += 1
+                    return StepOutput(
+                        rejection=Rejection(
+                            "model_rejected_input",
+                            f"the model raised {learn_error(exc)} during learn",
+                        )
+                    )
+                state.cost.learn.add(perf_counter() - t0)
+                counts.learned += 1
+                cls = class_key(label)
+                trained_on = state.trained_on
+                trained_on[cls] = trained_on.get(cls, 0) + 1
+            else:
+                for result in updater.add(model, x, label, ts=event.ts):
+                    state.record(result)
+        counts.labelled += 1
+        if y_pred is not None:
+            state.evaluation.score(label, y_pred, proba)
+            counts.scored += 1
+            scored = True
+    else:
+        counts.unlabelled += 1
+        if waiting is not None:
+            waiting[event.id] = StoredPrediction(y_pred, dict(proba), version, event.ts)
+            state.labels.waiting += 1
+    state.cost.predict.add(predict_seconds)
+    counts.predicted += 1
+    ts = event.ts
+    last_ts = state.last_ts
+    if last_ts is None or ts > last_ts:
+        state.last_ts = ts
+    prediction = Prediction(event.id, ts, event.key, y_pred, dict(proba), version, now_ms, label)
+    if scored and report_every > 0 and counts.scored % report_every == 0:
+        return StepOutput(prediction, None, True)
+    return StepOutput(prediction)
+
+
+def answer(
+    state: ModelState,
+    item: Answer,
+    stored: StoredPrediction | None,
+    *,
+    report_every: int = 0,
+    learn: bool = True,
+) -> StepOutput:
+    """A delayed label for an event predicted earlier: score that stored prediction
+    (not a fresh one), then learn from the event's features with the label.
+
+    ``stored`` is what :func:`step` kept for the event (taken out of the store
+    by the caller); ``None`` when the model had rejected the event.
+    """
+    counts = state.labels
+    if not item.was_held:
+        counts.received += 1
+    else:
+        counts.held -= 1
+    if stored is None:
+        counts.event_rejected += 1
+        return StepOutput(
+            rejection=Rejection(
+                "label_event_rejected",
+                f"event {item.id!r} was rejected by the model, so there is no prediction to score",
+            )
+        )
+    counts.joined += 1
+    counts.waiting -= 1
+    counts.delay.add(max(0, item.delay))
+    scored = False
+    if stored.y_pred is not None:
+        state.evaluation.score(item.label, stored.y_pred, stored.proba)
+        state.counts.scored += 1
+        scored = True
+    if learn:
+        x, refused = state.cleaner.clean(item.event.features, learn=False)
+        if refused is None:
+            for result in state.updater.add(state.model, x, item.label, ts=item.ts):
+                state.record(result)
+    else:
+        _tick(state, item.ts)
+    return StepOutput(report_due=_report_due(state, scored, report_every))
+
+
+def expire(state: ModelState, item: Expiry, stored: StoredPrediction | None) -> None:
+    """An unlabelled event's label did not come within ``labels.ttl``."""
+    if stored is not None:
+        state.labels.waiting -= 1
+        state.labels.never_came += 1
+    _tick(state, item.ts)
+
+
+def refuse_label(state: ModelState, item: LabelOutcome) -> Rejection | None:
+    """Count a label that was not joined; the rejection for its dead letter (``held``: none)."""
+    counts = state.labels
+    if not item.was_held:
+        counts.received += 1
+    if item.kind == "held":
+        counts.held += 1
+        return None
+    if item.was_held:
+        counts.held -= 1
+    setattr(counts, item.kind, getattr(counts, item.kind) + 1)
+    return Rejection(item.reason, item.detail)
+
+
+def learn_examples(state: ModelState, examples: Iterable[Example], *, ts: int) -> int:
+    """Learn sampled training examples in order (as ``update.mode`` says); returns
+    how many were learned now.
+
+    Their events were already predicted and scored when they arrived, so an
+    example the model raises on is counted (``learn_failed``), not dead-lettered.
+    """
+    learned = 0
+    for example in examples:
+        x, refused = state.cleaner.clean(example.x, learn=False)
+        if refused is not None:
+            continue  # counted by the cleaner (examples_rejected)
+        for result in state.updater.add(state.model, x, example.y, ts=ts):
+            state.record(result)
+            learned += result.learned
+    return learned
+
+
+def finish(state: ModelState) -> None:
+    """End of a bounded input: learn whatever the update policy still buffers."""
+    for result in state.updater.flush(state.model):
+        state.record(result)
+
+
+def _tick(state: ModelState, ts: int) -> None:
+    """Event time moved on: a periodic or timed micro-batch update may be due."""
+    if state.updater.settings.mode != "per_sample":
+        for result in state.updater.tick(state.model, ts):
+            state.record(result)
+
+
+def _report_due(state: ModelState, scored: bool, report_every: int) -> bool:
+    return scored and report_every > 0 and state.counts.scored % report_every == 0
+
+
+def _model_error(phase: str, exc: Exception) -> Rejection:
+    message = str(exc) or type(exc).__name__
+    return Rejection(
+        "model_rejected_input",
+        f"the model raised {type(exc).__name__} during {phase}: {message[:300]}",
+    )

@@ -1,0 +1,112 @@
+"""What the model operator does with each input item, for one model key.
+
+The Flink :class:`~operators.model.ModelOperator` and :func:`stratiflow.replay.replay`
+both call :func:`handle`, so they emit the same predictions, dead letters and
+reports for the same items in the same order. An item is an event, a delayed
+label's outcome (:mod:`stratiflow.labels.join`) or a sampler's training batch.
+
+>>> from stratiflow.config import load_config
+>>> from stratiflow.records import Event
+>>> cfg = load_config()
+>>> state = ModelState.new(cfg, "default")
+>>> out = handle(state, Event("a", 0, {"x": 1.0}), {}, cfg, now_ms=0)
+>>> len(out.predictions), state.labels.waiting
+(1, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stratiflow.config import Config
+from stratiflow.labels import Answer, Expiry, LabelOutcome
+from stratiflow.learning.learner import (
+    ModelState,
+    StoredPrediction,
+    answer,
+    expire,
+    finish,
+    learn_examples,
+    refuse_label,
+    step,
+)
+from stratiflow.records import DeadLetter, Event, Prediction, to_json_bytes
+from stratiflow.runner.report import metrics_report
+from stratiflow.sampling import TrainingBatch
+
+Item = Event | Answer | Expiry | LabelOutcome | TrainingBatch
+
+
+@dataclass
+class Emitted:
+    """What one item produced."""
+
+    predictions: list[Prediction] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+
+def handle(
+    state: ModelState,
+    item: Item,
+    waiting: MutableMapping[str, StoredPrediction],
+    cfg: Config,
+    *,
+    now_ms: int,
+) -> Emitted:
+    """Run one item through the key's model; ``waiting`` holds predictions awaiting labels."""
+    out = Emitted()
+    learn = cfg.sampling.strategy == "none"
+    every = cfg.metrics.report_every
+    due = False
+    if isinstance(item, Event):  # the common case first (the item types are disjoint)
+        delayed = waiting if cfg.labels.source != "none" else None
+        result = step(state, item, now_ms=now_ms, report_every=every, learn=learn, waiting=delayed)
+        if result.prediction is not None:
+            out.predictions.append(result.prediction)
+        if result.rejection is not None:
+            raw = to_json_bytes(item.to_dict())
+            out.dead_letters.append(
+                DeadLetter.of(result.rejection, raw, item.source, at=now_ms, key=item.key)
+            )
+        due = result.report_due
+    elif isinstance(item, TrainingBatch):
+        learn_examples(state, item.examples, ts=item.fire)
+        state.counts.late += item.late
+    elif isinstance(item, Answer):
+        stored = waiting.pop(item.id, None)
+        result = answer(state, item, stored, report_every=every, learn=learn)
+        if result.rejection is not None:
+            label_raw = item.raw
+            if label_raw is None:  # a label given as an object, not read from bytes
+                label = {"id": item.id, "label": item.label, "ts": item.ts, "key": item.key}
+                label_raw = to_json_bytes(label)
+            out.dead_letters.append(
+                DeadLetter.of(result.rejection, label_raw, item.source, at=now_ms, key=item.key)
+            )
+        due = result.report_due
+    elif isinstance(item, Expiry):
+        expire(state, item, waiting.pop(item.id, None))
+    else:
+        rejection = refuse_label(state, item)
+        if rejection is not None:
+            record = item.record
+            raw = record.raw if record.raw is not None else to_json_bytes(record.to_dict())
+            out.dead_letters.append(
+                DeadLetter.of(rejection, raw, record.source, at=now_ms, key=item.key)
+            )
+    if due:
+        out.reports.append(_report(state, cfg, now_ms=now_ms))
+    return out
+
+
+def _report(state: ModelState, cfg: Config, *, now_ms: int, final: bool = False) -> dict[str, Any]:
+    return metrics_report(state, state.key, now_ms=now_ms, final=final, probe=cfg.metrics.probe)
+
+
+def final_report(state: ModelState, cfg: Config, *, now_ms: int) -> dict[str, Any]:
+    """End of a bounded input: learn what is buffered, then the final report."""
+    finish(state)
+    return _report(state, cfg, now_ms=now_ms, final=True)

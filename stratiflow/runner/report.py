@@ -1,0 +1,63 @@
+"""The metrics record: one per model key per report (``schema_version`` 2).
+
+Every field is documented in the README and in ``schemas/metrics.schema.json``.
+
+>>> from stratiflow.config import load_config
+>>> from stratiflow.learning.learner import ModelState
+>>> report = metrics_report(ModelState.new(load_config()), "default", now_ms=0)
+>>> report["schema_version"], report["counts"]["seen"], report["cumulative"]["accuracy"]
+(2, 0, None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from stratiflow.learning.learner import ModelState
+from stratiflow.records import METRICS_SCHEMA_VERSION
+
+
+def metrics_report(
+    state: ModelState,
+    key: str,
+    *,
+    now_ms: int,
+    final: bool = False,
+    probe: tuple[Mapping[str, Any], ...] = (),
+) -> dict[str, Any]:
+    """The metrics record for ``key`` now; ``probe`` is ``metrics.probe``."""
+    state.reports += 1
+    c = state.counts
+    views = state.evaluation.report(state.model, probe)
+    return {
+        "schema_version": METRICS_SCHEMA_VERSION,
+        "key": key,
+        "report": state.reports,
+        "final": final,
+        "event_ts": state.last_ts,
+        "emitted_at": now_ms,
+        "model_version": state.model_version,
+        "counts": {
+            "seen": c.seen,
+            "predicted": c.predicted,
+            "scored": c.scored,
+            "learned": c.learned,
+            "labelled": c.labelled,
+            "unlabelled": c.unlabelled,
+            "rejected": c.rejected,
+            "learn_failed": c.learn_failed,
+            "late": c.late,
+            "buffered": len(state.updater),
+        },
+        "labels": state.labels.summary(),
+        "trained_on": dict(sorted(state.trained_on.items())),
+        "cleaning": state.cleaner.summary(),
+        **views,
+        "update": {
+            "mode": state.updater.settings.mode,
+            "batches": state.updater.batches,
+            "fallback_batches": state.updater.fallback_batches,
+        },
+        "cost": state.cost.summary(state.model, state, c.predicted, now_ms),
+    }
