@@ -9,7 +9,7 @@ PROVISIONED := .stratiflow/.provisioned
 # Fast tiers first: a broken unit test fails in seconds, not after the cluster tests.
 PYTEST := $(PY) -m pytest
 
-.PHONY: help setup demo test test-unit test-flink test-e2e lint stop clean eval-sampling chaos bench
+.PHONY: help setup demo test test-unit test-flink test-e2e lint docs stop clean eval-sampling chaos bench
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n",$$1,$$2}'
@@ -45,13 +45,16 @@ test-flink: setup ## Flink tier (MiniCluster, in-memory sources)
 test-e2e: setup ## end-to-end tier (local broker, standalone Flink, CLI)
 	$(PYTEST) tests/e2e
 
+docs: $(STAMP) ## build the reference in docs/ with MkDocs (strict) into .stratiflow/site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 test: setup lint ## lint, then every test tier (two pytest workers, a file each at a time)
 	$(PYTEST) -n 2 --dist loadfile --durations=25 tests/unit stratiflow tests/flink tests/e2e
 
-eval-sampling: setup ## compare sampling strategies on an imbalanced stream; writes benchmarks/results/sampling.json and the README table
+eval-sampling: setup ## compare sampling strategies on an imbalanced stream; writes benchmarks/results/sampling.json and the table in docs/sampling.md
 	$(PY) benchmarks/eval_sampling.py
 
-chaos: setup ## fault tests at full size (50k events); writes benchmarks/results/chaos.json and the README table
+chaos: setup ## fault tests at full size (50k events); writes benchmarks/results/chaos.json and the table in docs/reliability.md
 	STRATIFLOW_CHAOS_N=$${STRATIFLOW_CHAOS_N:-50000} \
 	STRATIFLOW_CHAOS_RESULTS=$(CURDIR)/benchmarks/results/chaos.json \
 	STRATIFLOW_SOAK_N=$${STRATIFLOW_SOAK_N:-1000000} \
@@ -60,7 +63,7 @@ chaos: setup ## fault tests at full size (50k events); writes benchmarks/results
 	$(PYTEST) tests/e2e/test_chaos.py tests/e2e/test_broker_restart.py
 	$(PY) benchmarks/chaos_table.py
 
-bench: setup ## bare River vs a Kafka loop vs the job, same run (200k events); writes benchmarks/results/bench.json and the README table
+bench: setup ## bare River vs a Kafka loop vs the job, same run (200k events); writes benchmarks/results/bench.json and the table in docs/performance.md
 	$(PY) benchmarks/bench.py --events $${STRATIFLOW_BENCH_EVENTS:-200000} --latency --latency-share 0.5 0.1 --latency-low --latency-sustainable --readme --run-timeout 600
 
 .PHONY: deploy-check

@@ -19,7 +19,7 @@ prediction ``emitted_at`` - produce time. Ratios compare numbers from this run
 only: machines are shared and noisy, and absolute figures from another run
 mean little.
 
-Results go to ``benchmarks/results/bench.json`` and the README table between
+Results go to ``benchmarks/results/bench.json`` and the table in docs/performance.md between
 ``<!-- bench:begin -->`` and ``<!-- bench:end -->``.
 """
 
@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:  # run as a script: `python benchmarks/bench.py`
     sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench.json"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 BROKER_INSTANCE = "bench"
 START_TS = 1_700_000_000_000
@@ -74,7 +74,7 @@ class Variant:
     what: str = ""
 
 
-#: Settings that trade throughput for latency (README "Performance"): Python bundles
+#: Settings that trade throughput for latency (docs/performance.md): Python bundles
 #: end every 20 ms (PyFlink hands a Python operator its input when a bundle ends or
 #: 1 MB is buffered), network buffers flush every 10 ms, and the source's fetches
 #: return within 20 ms (the broker holds a fetch for up to fetch.max.wait.ms).
@@ -968,12 +968,12 @@ def table(results: dict[str, Any]) -> str:
 
 
 def write_readme(results: dict[str, Any]) -> None:
-    text = README.read_text()
+    text = PAGE.read_text()
     if BEGIN not in text or END not in text:
         return
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{BEGIN}\n{table(results)}\n{END}{tail}")
+    PAGE.write_text(f"{head}{BEGIN}\n{table(results)}\n{END}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1027,7 +1027,9 @@ def main(argv: list[str] | None = None) -> int:
         default=10.0,
         help="seconds produced at the rate before measuring (reported apart)",
     )
-    parser.add_argument("--readme", action="store_true", help="write the README table")
+    parser.add_argument(
+        "--readme", action="store_true", help="write the table in docs/performance.md"
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="PATH=VALUE", help="config for every run"
     )

@@ -1,4 +1,4 @@
-"""Render benchmarks/results/chaos.json (written by ``make chaos``) into the README table."""
+"""Render benchmarks/results/chaos.json (from ``make chaos``) into docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "chaos.json"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "reliability.md"
 BEGIN, END = "<!-- chaos:begin -->", "<!-- chaos:end -->"
 COLUMNS = [
     ("fault", "fault"),
@@ -36,13 +36,13 @@ def main() -> int:
         print(f"no {RESULTS}; run `make chaos` first", file=sys.stderr)
         return 1
     rows = json.loads(RESULTS.read_text())
-    text = README.read_text()
+    text = PAGE.read_text()
     if BEGIN not in text or END not in text:
-        print("README has no chaos markers; table not written", file=sys.stderr)
+        print("docs/reliability.md has no chaos markers; table not written", file=sys.stderr)
         return 1
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    README.write_text(head + BEGIN + "\n" + table(rows) + "\n" + END + tail)
+    PAGE.write_text(head + BEGIN + "\n" + table(rows) + "\n" + END + tail)
     print(table(rows))
     return 0
 

@@ -1,7 +1,7 @@
-"""Compare sampling strategies on an imbalanced stream; write the README table.
+"""Compare sampling strategies on an imbalanced stream; write the table in docs/sampling.md.
 
 Run with ``make eval-sampling``. Each strategy runs the job's semantics over the
-same events with :func:`stratiflow.replay.replay` (the Flink tier proves the
+same events with :func:`stratiflow.runner.replay.replay` (the Flink tier proves the
 Flink job computes the same predictions); ``--flink`` runs the real job graph
 on a MiniCluster through the backtest runner instead (slower).
 """
@@ -21,7 +21,7 @@ from stratiflow.runner.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "sampling.json"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "sampling.md"
 BEGIN, END = "<!-- eval-sampling:begin -->", "<!-- eval-sampling:end -->"
 
 STRATEGIES: list[tuple[str, dict[str, Any]]] = [
@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--minority-share", type=float, default=0.05)
     parser.add_argument("--flink", action="store_true", help="run the Flink backtest per strategy")
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
+    parser.add_argument(
+        "--no-readme", action="store_true", help="do not rewrite the table in docs/sampling.md"
+    )
     args = parser.parse_args(argv)
     events = list(
         river_events(
@@ -125,14 +127,14 @@ def write_readme(setup: dict[str, Any], rows: list[dict[str, Any]]) -> None:
             f"| {r['minority_recall']:.4f} | {r['minority_precision']:.4f} | {r['learned']} |"
         )
     lines.append(END)
-    text = README.read_text()
+    text = PAGE.read_text()
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
         _, tail = rest.split(END, 1)
-        README.write_text(head + "\n".join(lines) + tail)
-        print("updated the README table")
+        PAGE.write_text(head + "\n".join(lines) + tail)
+        print("updated the table in docs/sampling.md")
     else:
-        print("README has no eval-sampling markers; table not written")
+        print("docs/sampling.md has no eval-sampling markers; table not written")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # `flink run -py jobs/train_predict.py` runs this as a script
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from kafka.errors import KafkaError
 from pyflink.common import Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
@@ -21,7 +18,7 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from jobs.runtime import SetupError, create_env
 from operators.connectors import events_source, string_sink
 from operators.labels import JoinLabels
-from operators.model import ModelOperator
+from operators.model import RawModelOperator, SampledModelOperator
 from operators.parse import ParseEvents
 from operators.raw import RAW_BATCH, RAW_RECORD, batch_by_model_key, key_by_model_key
 from operators.sampler import AllocateWindow, ClassReservoirs, class_stratum, event_time_watermarks
@@ -58,35 +55,41 @@ def build_pipeline(
     ``topic``. ``parse_parallelism`` must equal the source's parallelism when
     the source is not partitioned by model key, so per-key order survives parsing.
     """
-    pickled = Types.PICKLED_BYTE_ARRAY()
-    sampled = cfg.sampling.strategy != "none"
-    if not sampled:
+    if cfg.sampling.strategy == "none":
         return _fused_pipeline(raw, cfg, raw_labels)
+    return _sampled_pipeline(raw, cfg, parse_parallelism, raw_labels)
+
+
+def _sampled_pipeline(
+    raw: DataStream, cfg: Config, parse_parallelism: int | None, raw_labels: DataStream | None
+) -> PipelineOutputs:
+    """With a sampler: parse → event time → (label join) → two-stage sampler, whose
+    batches meet the events again in the model operator."""
+    pickled = Types.PICKLED_BYTE_ARRAY()
     parsed = raw.process(ParseEvents(cfg), output_type=pickled).uid("parse-validate")
     parsed = _same_parallelism(parsed.name("parse + validate"), parse_parallelism)
     parse_rejects = side_output(parsed, DEAD_LETTERS)
-    if raw_labels is not None:
-        labels = (
-            raw_labels.process(ParseEvents(cfg, labels_only=True), output_type=pickled)
-            .uid("parse-labels")
-            .name("parse labels")
-        )
-        parse_rejects = parse_rejects.union(side_output(labels, DEAD_LETTERS))
-    if sampled:
-        # Watermarks come from the records' own ts, before anything is keyed.
-        parsed = _same_parallelism(
-            parsed.assign_timestamps_and_watermarks(event_time_watermarks(cfg.sampling))
-            .uid("event-time")
-            .name("event time + watermarks"),
-            parse_parallelism,
-        )
+    # Watermarks come from the records' own ts, before anything is keyed.
+    parsed = _same_parallelism(
+        parsed.assign_timestamps_and_watermarks(event_time_watermarks(cfg.sampling))
+        .uid("event-time")
+        .name("event time + watermarks"),
+        parse_parallelism,
+    )
+    items = parsed
+    if cfg.labels.source != "none":
+        joinable = parsed
         if raw_labels is not None:
+            labels = (
+                raw_labels.process(ParseEvents(cfg, labels_only=True), output_type=pickled)
+                .uid("parse-labels")
+                .name("parse labels")
+            )
+            parse_rejects = parse_rejects.union(side_output(labels, DEAD_LETTERS))
             labels = labels.assign_timestamps_and_watermarks(
                 event_time_watermarks(cfg.sampling)
             ).uid("labels-event-time")
-    items = parsed
-    if cfg.labels.source != "none":
-        joinable = parsed.union(labels) if raw_labels is not None else parsed
+            joinable = parsed.union(labels)
         items = (
             joinable.key_by(lambda record: record.key, key_type=Types.STRING())
             .process(JoinLabels(cfg), output_type=pickled)
@@ -95,41 +98,38 @@ def build_pipeline(
         )
         # Keyed from here on: per-key order no longer depends on the source's parallelism.
         parse_parallelism = None
-    stats = training = None
-    model_input = items
-    if sampled:
-        examples = _same_parallelism(
-            items.flat_map(labelled_examples, output_type=pickled)
-            .uid("labelled-only")
-            .name("labelled examples"),
+    examples = _same_parallelism(
+        items.flat_map(labelled_examples, output_type=pickled)
+        .uid("labelled-only")
+        .name("labelled examples"),
+        parse_parallelism,
+    )
+    training = (
+        examples.key_by(class_stratum, key_type=Types.STRING())
+        .process(ClassReservoirs(cfg), output_type=pickled)
+        .uid("sampler-class-reservoirs")
+        .name(f"sampler: reservoir per class and {cfg.sampling.window} ms window")
+        .key_by(lambda summary: summary.key, key_type=Types.STRING())
+        .process(AllocateWindow(cfg), output_type=pickled)
+        .uid("sampler-allocate")
+        .name(f"sampler: allocate ({cfg.sampling.strategy})")
+    )
+    stats = side_output(training, SAMPLING_STATS)
+    # The model's key_by runs at the events' parallelism; when that is pinned
+    # (one ordered source), batches reach it through one channel per sender.
+    batches = training
+    if parse_parallelism is not None:
+        batches = _same_parallelism(
+            training.rebalance()
+            .map(lambda batch: batch, output_type=pickled)
+            .uid("sampler-handover")
+            .name("batches to the model's parallelism"),
             parse_parallelism,
         )
-        training = (
-            examples.key_by(class_stratum, key_type=Types.STRING())
-            .process(ClassReservoirs(cfg), output_type=pickled)
-            .uid("sampler-class-reservoirs")
-            .name(f"sampler: reservoir per class and {cfg.sampling.window} ms window")
-            .key_by(lambda summary: summary.key, key_type=Types.STRING())
-            .process(AllocateWindow(cfg), output_type=pickled)
-            .uid("sampler-allocate")
-            .name(f"sampler: allocate ({cfg.sampling.strategy})")
-        )
-        stats = side_output(training, SAMPLING_STATS)
-        # The model's key_by runs at the events' parallelism; when that is pinned
-        # (one ordered source), batches reach it through one channel per sender.
-        batches = training
-        if parse_parallelism is not None:
-            batches = _same_parallelism(
-                training.rebalance()
-                .map(lambda batch: batch, output_type=pickled)
-                .uid("sampler-handover")
-                .name("batches to the model's parallelism"),
-                parse_parallelism,
-            )
-        model_input = items.union(batches)
     scored = (
-        model_input.key_by(lambda item: item.key, key_type=Types.STRING())
-        .process(ModelOperator(cfg), output_type=Types.STRING())
+        items.union(batches)
+        .key_by(lambda item: item.key, key_type=Types.STRING())
+        .process(SampledModelOperator(cfg), output_type=Types.STRING())
         .uid("model")
         .name("model: predict, score, learn")
     )
@@ -156,9 +156,7 @@ def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None)
     records = raw if raw_labels is None else raw.union(raw_labels)
     keyed = key_by_model_key(records, RAW_BATCH if batched else RAW_RECORD)
     scored = (
-        keyed.process(
-            ModelOperator(cfg, raw_input=True, batched=batched), output_type=Types.STRING()
-        )
+        keyed.process(RawModelOperator(cfg), output_type=Types.STRING())
         .uid("model")
         .name("model: parse, validate, join labels, predict, score, learn")
     )

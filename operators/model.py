@@ -1,101 +1,176 @@
-"""The model operator: one River model per model key, held in keyed state."""
+"""The model operators: one River model per model key, held in keyed state.
+
+Two graphs, two operators, one per job shape (both under the uid ``model``, with the
+same state names, so a savepoint carries the model whichever the job runs):
+
+- :class:`RawModelOperator` for ``sampling.strategy: none``: its input is the
+  source's raw records keyed by :func:`stratiflow.validation.parse.model_key_of`;
+  it parses, validates and joins labels itself (one Python operator and one shuffle
+  per record instead of three and two, and no pickled records between operators).
+- :class:`SampledModelOperator` with a sampler: its input is one stream per key of
+  events, the label join's outputs and the key's training batches; with
+  ``sampling.order: event_time`` it holds them in an
+  :class:`~stratiflow.sampling.alignment.EventTimeAligner` until their turn.
+
+What happens to each item is :func:`stratiflow.runner.keyed.handle`. Both emit
+prediction JSON on the main output, metrics reports and dead letters on side
+outputs, and a final report per key when a bounded input ends.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
-from operators.labels import KeyedLabelJoin, map_state
+from operators.labels import KeyedLabelJoin, MapStateView, map_state
 from operators.parse import RawParser
 from operators.raw import unpack
-from operators.tags import DEAD_LETTERS, END_OF_INPUT, METRICS
+from operators.tags import END_OF_INPUT, METRICS, dead_letter
 from stratiflow.config import Config
 from stratiflow.learning.learner import ModelState
 from stratiflow.records import DeadLetter, Event, Rejection, to_json
 from stratiflow.runner.keyed import Item, final_report, handle
-from stratiflow.sampling import LateExample, TrainingBatch
-from stratiflow.sampling.alignment import END_OF_TIME, EventTimeAligner
+from stratiflow.sampling import EventTimeAligner, LateExample, TrainingBatch
+from stratiflow.sampling.alignment import END_OF_TIME
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class ModelOperator(KeyedProcessFunction):
-    """Predict every event, score labels, learn, report metrics.
+class _KeyedModel(KeyedProcessFunction):
+    """What both operators share: the key's model state, the predictions waiting
+    for their labels, running an item, and the final report at the end of input."""
 
-    Its input is one stream per key: events, the label join's outputs
-    (:mod:`stratiflow.labels.join`) and, with a sampler, the key's training
-    batches. What happens to each item is :func:`stratiflow.runner.keyed.handle`.
-    With a sampler and ``sampling.order: event_time``, items are held in an
-    :class:`~stratiflow.sampling.alignment.EventTimeAligner` and released as the
-    watermark advances, so which model predicts an event does not depend on
-    processing speed.
-
-    With ``raw_input`` (the graph for ``sampling.strategy: none``) its input is
-    the source's raw records keyed by :func:`stratiflow.validation.parse.model_key_of`,
-    and it parses, validates and joins labels itself: one Python operator and
-    one shuffle per record instead of three and two, and no pickled records
-    between operators.
-
-    Emits prediction JSON on the main output, metrics reports and dead
-    letters on side outputs. When a bounded input ends it learns what the
-    update policy still buffers and emits a final report per key.
-    """
-
-    def __init__(self, cfg: Config, *, raw_input: bool = False, batched: bool = False) -> None:
+    def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.raw_input = raw_input
-        self.batched = batched
+        # Keyed state handles, made in open() (a function is pickled before it runs).
+        self.state: ValueState | None = None
+        self.waiting: MapStateView | None = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(
             ValueStateDescriptor("model-state", Types.PICKLED_BYTE_ARRAY())
         )
-        self.held = runtime_context.get_state(
-            ValueStateDescriptor("held-input", Types.PICKLED_BYTE_ARRAY())
-        )
-        # Predictions waiting for their delayed label, one map entry per event id.
         self.waiting = map_state(runtime_context, "waiting-predictions")
-        sampling = self.cfg.sampling
-        self.aligned = sampling.strategy != "none" and sampling.order == "event_time"
-        if self.raw_input:
-            if self.aligned:
-                raise ValueError("raw input needs sampling.strategy none")
-            self.parser = RawParser(self.cfg)
-            self.join = (
-                KeyedLabelJoin(runtime_context, self.cfg)
-                if self.cfg.labels.source != "none"
-                else None
-            )
 
-    def process_element(self, item: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
-        key = ctx.get_current_key()
-        items: list[Item] = [item]
-        if self.raw_input:
-            items = []
-            # A batch is one key's raw records in arrival order (operators.raw.RAW_BATCH).
-            for raw in item if self.batched else (item,):
-                for one in self._parse_raw(raw, key):
-                    if isinstance(one, str):
-                        yield DEAD_LETTERS, one
-                    else:
-                        items.append(one)
-            if not items:  # only rejects: no model for a key that never had a valid record
-                return
+    def _model_state(self, key: str, ctx: KeyedProcessFunction.Context) -> ModelState:
+        """The key's state; a new key gets a model and a timer for the end of input."""
+        assert self.state is not None
         state: ModelState | None = self.state.value()
         if state is None:
             state = ModelState.new(self.cfg, key)
             ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+        return state
+
+    def _run(self, state: ModelState, item: Item) -> Iterator[Any]:
+        assert self.waiting is not None
+        out = handle(state, item, self.waiting, self.cfg, now_ms=_now_ms())
+        for prediction in out.predictions:
+            yield to_json(prediction.to_dict())
+        for letter in out.dead_letters:
+            yield dead_letter(letter)
+        for report in out.reports:
+            yield METRICS, to_json(report)
+
+    def _finish(self, state: ModelState, timestamp: int) -> Iterator[Any]:
+        """At the end of input, the key's final report; the state is stored either way."""
+        assert self.state is not None
+        if timestamp == END_OF_INPUT:
+            yield METRICS, to_json(final_report(state, self.cfg, now_ms=_now_ms()))
+        self.state.update(state)
+
+
+class RawModelOperator(_KeyedModel):
+    """Raw records of one key → parse, validate, join labels, predict, score, learn.
+
+    An input element is one raw record, or a batch of them (a list, from
+    :func:`operators.raw.batch_by_model_key`) in arrival order.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.parser: RawParser | None = None
+        self.join: KeyedLabelJoin | None = None
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
+        self.parser = RawParser(self.cfg)
+        if self.cfg.labels.source != "none":
+            self.join = KeyedLabelJoin(runtime_context, self.cfg)
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        key = ctx.get_current_key()
+        records: Iterable[Any] = value if isinstance(value, list) else (value,)
+        items: list[Item] = []
+        for raw in records:
+            for one in self._items(raw, key):
+                if isinstance(one, DeadLetter):
+                    yield dead_letter(one)
+                else:
+                    items.append(one)
+        if not items:  # only rejects: no model for a key that never had a valid record
+            return
+        assert self.state is not None
+        state = self._model_state(key, ctx)
+        for item in items:
+            yield from self._run(state, item)
+        self.state.update(state)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        assert self.state is not None
+        state: ModelState | None = self.state.value()
+        if state is not None:
+            yield from self._finish(state, timestamp)
+
+    def _items(self, raw: Any, key: str) -> Iterator[Item | DeadLetter]:
+        """What one raw record gives the model: items, or its dead letter."""
+        assert self.parser is not None
+        record = self.parser.parse(raw)
+        if isinstance(record, DeadLetter):
+            yield record
+        elif record.key != key:  # model_key_of and the parser disagree: a bug
+            source, payload = unpack(raw)
+            why = Rejection("invalid_event", f"keyed as {key!r} but its key is {record.key!r}")
+            yield DeadLetter.of(why, payload, source, at=_now_ms())
+        elif self.join is None:  # without the join the parser refuses label records
+            assert isinstance(record, Event)
+            yield record
+        else:
+            yield from self.join.process(record)
+
+
+class SampledModelOperator(_KeyedModel):
+    """Events, label-join outputs and training batches of one key → predict, score, learn.
+
+    With ``sampling.order: event_time`` items wait in the key's aligner and are
+    released as the watermark advances (and their windows' batches come), so which
+    model predicts an event does not depend on processing speed; with ``arrival``
+    each item is handled at once.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.aligned = cfg.sampling.order == "event_time"
+        self.held: ValueState | None = None
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
+        self.held = runtime_context.get_state(
+            ValueStateDescriptor("held-input", Types.PICKLED_BYTE_ARRAY())
+        )
+
+    def process_element(self, item: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        assert self.state is not None and self.held is not None
+        state = self._model_state(ctx.get_current_key(), ctx)
         if not self.aligned:
-            for one in items:
-                if not isinstance(one, LateExample):  # only the aligner needs to know
-                    yield from self._run(state, one)
+            if not isinstance(item, LateExample):  # only an aligner needs to know
+                yield from self._run(state, item)
             self.state.update(state)
             return
         aligner: EventTimeAligner | None = self.held.value()
@@ -114,6 +189,7 @@ class ModelOperator(KeyedProcessFunction):
         self.state.update(state)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        assert self.state is not None and self.held is not None
         state: ModelState | None = self.state.value()
         if state is None:
             return
@@ -129,29 +205,7 @@ class ModelOperator(KeyedProcessFunction):
             for ready in aligner.release(until):
                 yield from self._run(state, ready)
             self._wait(aligner, ctx.timer_service())
-        if timestamp == END_OF_INPUT:
-            yield METRICS, to_json(final_report(state, self.cfg, now_ms=_now_ms()))
-        self.state.update(state)
-
-    def _parse_raw(self, raw: Any, key: str) -> Iterator[Item | str]:
-        """Parse, validate and join one raw record: the items it gives the model, or
-        dead-letter JSON."""
-        record = self.parser.parse(raw)
-        if isinstance(record, str):
-            yield record
-        elif record.key != key:  # model_key_of and the parser disagree: a bug
-            yield self._misrouted(raw, record.key, key)
-        elif self.join is None:  # without the join the parser refuses label records
-            assert isinstance(record, Event)
-            yield record
-        else:
-            yield from self.join.process(record)
-
-    @staticmethod
-    def _misrouted(value: Any, key: str, routed: str) -> str:
-        source, raw = unpack(value)
-        why = Rejection("invalid_event", f"keyed as {routed!r} but its key is {key!r}")
-        return to_json(DeadLetter.of(why, raw, source, at=_now_ms()).to_dict())
+        yield from self._finish(state, timestamp)
 
     def _wait(self, aligner: EventTimeAligner, timers: Any) -> None:
         """Keep a timer at the next held item's turn; store what is still held.
@@ -162,6 +216,7 @@ class ModelOperator(KeyedProcessFunction):
         registered only when the turn changed (one registration per release time, not
         per event); ``aligner.timer`` is checkpointed together with Flink's timers.
         """
+        assert self.held is not None
         due = aligner.next_due()
         if due is None:
             if aligner.waits_for_windows():
@@ -173,12 +228,3 @@ class ModelOperator(KeyedProcessFunction):
             timers.register_event_time_timer(due)
             aligner.timer = due
         self.held.update(aligner)
-
-    def _run(self, state: ModelState, item: Item) -> Iterator[Any]:
-        out = handle(state, item, self.waiting, self.cfg, now_ms=_now_ms())
-        for prediction in out.predictions:
-            yield to_json(prediction.to_dict())
-        for letter in out.dead_letters:
-            yield DEAD_LETTERS, to_json(letter.to_dict())
-        for report in out.reports:
-            yield METRICS, to_json(report)

@@ -10,16 +10,16 @@ from typing import Any
 from pyflink.datastream import ProcessFunction
 
 from operators.raw import raw_of, unpack
-from operators.tags import DEAD_LETTERS
+from operators.tags import dead_letter
 from stratiflow.config import Config
 from stratiflow.learning.learner import build_model, label_policy
-from stratiflow.records import DeadLetter, Event, LabelRecord, Rejection, to_json
+from stratiflow.records import DeadLetter, Event, LabelRecord, Rejection
 from stratiflow.validation.parse import Limits, parse_event
 
 
 class RawParser:
-    """Raw Kafka record → :class:`~stratiflow.records.Event` or label record, or a
-    dead letter's JSON. Never raises on bad input.
+    """Raw Kafka record → :class:`~stratiflow.records.Event` or label record, or its
+    :class:`~stratiflow.records.DeadLetter`. Never raises on bad input.
 
     Build it in an operator's ``open`` (it builds the model once to learn
     which labels the model takes).
@@ -39,8 +39,8 @@ class RawParser:
         self._limits_at: int | None = None
         self._dated_limits = self.limits
 
-    def parse(self, value: Any) -> Event | LabelRecord | str:
-        """The record, or the JSON of its dead letter (reason, raw bytes, where it came from)."""
+    def parse(self, value: Any) -> Event | LabelRecord | DeadLetter:
+        """The record, or its dead letter (reason, raw bytes, where it came from)."""
         source, raw = unpack(value)
         now = int(time.time() * 1000)
         limits = self.limits
@@ -71,7 +71,7 @@ class RawParser:
         except Exception as exc:  # a validator bug must not kill the job or lose the record
             result = Rejection("invalid_event", f"validation failed: {type(exc).__name__}: {exc}")
         if isinstance(result, Rejection):
-            return to_json(DeadLetter.of(result, raw, source, at=now).to_dict())
+            return DeadLetter.of(result, raw, source, at=now)
         return result
 
 
@@ -92,7 +92,7 @@ class ParseEvents(ProcessFunction):
 
     def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterator[Any]:
         result = self.parser.parse(raw_of(value))
-        if isinstance(result, str):
-            yield DEAD_LETTERS, result
+        if isinstance(result, DeadLetter):
+            yield dead_letter(result)
         else:
             yield result

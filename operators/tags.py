@@ -1,7 +1,11 @@
 """Side-output tags and timer constants shared by the operators and the job graph."""
 
+from typing import Any
+
 from pyflink.common import Types
 from pyflink.datastream import DataStream, OutputTag
+
+from stratiflow.records import DeadLetter, to_json
 
 #: Rejected inputs, as dead-letter JSON strings.
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
@@ -13,6 +17,15 @@ SAMPLING_STATS = OutputTag("sampling-stats", Types.STRING())
 #: An event-time timer here fires when a bounded input ends (the final
 #: watermark is Long.MAX_VALUE) and never on an unbounded one.
 END_OF_INPUT = 2**63 - 2
+
+
+def dead_letter(letter: DeadLetter) -> tuple[Any, str]:
+    """A dead letter leaving an operator: its side output and its JSON.
+
+    Operators pass dead letters around as :class:`~stratiflow.records.DeadLetter`
+    values; this is the one place they are encoded.
+    """
+    return DEAD_LETTERS, to_json(letter.to_dict())
 
 
 def side_output(stream: DataStream, tag: OutputTag) -> DataStream:

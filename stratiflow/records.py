@@ -2,7 +2,7 @@
 
 Every Kafka record is one JSON object. Inputs are *events*; outputs are
 *predictions*, *metrics* reports and *dead letters*. The JSON Schemas in
-``schemas/`` describe the same contracts; the README documents every field.
+``schemas/`` describe the same contracts; docs/records.md documents every field.
 
 >>> event = Event(id="e1", ts=1_700_000_000_000, features={"x": 1.5}, label=True)
 >>> event.key, event.labelled

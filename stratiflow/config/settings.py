@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
 
@@ -29,16 +29,30 @@ from stratiflow.config.model import DEFAULT_MODEL, ModelStep, build_model, is_bi
 from stratiflow.records import class_key
 from stratiflow.snapshots import SnapshotError, key_from_env, load_snapshot
 
+# Closed option sets: the type says what a field may hold; the tuple is what the checks list.
+LabelSource = Literal["events", "topic", "none"]
+UpdateMode = Literal["per_sample", "micro_batch", "periodic"]
+SamplingStrategy = Literal["none", "uniform", "balanced", "target", "undersample", "oversample"]
+SamplingOrder = Literal["event_time", "arrival"]
+ExecutionMode = Literal["process", "thread"]
+StateBackend = Literal["rocksdb", "hashmap"]
+DeliveryGuarantee = Literal["auto", "none", "at_least_once", "exactly_once"]
+StartingOffsets = Literal["earliest", "latest", "committed"]
+MissingPolicy = Literal["drop", "impute", "reject"]
+OutlierPolicy = Literal["keep", "clip", "reject"]
+UnknownFeaturePolicy = Literal["keep", "drop", "reject"]
+FeatureType = Literal["number", "string", "boolean"]
+
 
 @dataclass(frozen=True)
 class JobSettings:
     name: str = "stratiflow-train-predict"
     parallelism: int = 1
     checkpoint_interval_ms: int = 10_000
-    python_execution_mode: str = "process"
+    python_execution_mode: ExecutionMode = "process"
     #: ``exactly_once`` (Kafka transactions committed on each checkpoint) whenever
     #: checkpointing is on; ``at_least_once`` without checkpoints. Either can be chosen.
-    delivery_guarantee: str = "auto"
+    delivery_guarantee: DeliveryGuarantee = "auto"
     #: Prefix of the sinks' transactional ids; it must stay the same across restarts
     #: of a job and differ between jobs (empty: the job's ``name``).
     transactional_id_prefix: str = ""
@@ -46,7 +60,7 @@ class JobSettings:
     #: ``transaction.max.timeout.ms`` (15 min by default on Apache Kafka).
     transaction_timeout_ms: int = 900_000
     #: Keyed state backend: ``rocksdb`` (in Flink's distribution) or ``hashmap`` (heap).
-    state_backend: str = "rocksdb"
+    state_backend: StateBackend = "rocksdb"
     #: Where checkpoints go (a file:// or s3:// URI; empty: the cluster's default).
     checkpoint_dir: str = ""
     #: On failure, restart from the last checkpoint this many times, this long apart.
@@ -66,7 +80,7 @@ class JobSettings:
 class KafkaSettings:
     bootstrap_servers: str = "127.0.0.1:9092"
     group_id: str = "stratiflow"
-    starting_offsets: str = "earliest"
+    starting_offsets: StartingOffsets = "earliest"
     #: Java Kafka client properties, passed unchanged to the Flink source and sink
     #: (security settings included); the CLI translates the ones kafka-python knows.
     properties: Mapping[str, str] = field(default_factory=dict)
@@ -88,7 +102,7 @@ class Topics:
 class SamplingSettings:
     """How the training stream is sampled per class (see :mod:`stratiflow.sampling.windows`)."""
 
-    strategy: str = "none"
+    strategy: SamplingStrategy = "none"
     #: Event-time tumbling window length, in ms (YAML accepts ``10s``).
     window: int = 10_000
     #: Watermark bound: how far out of order events may arrive and still be on time.
@@ -102,7 +116,7 @@ class SamplingSettings:
     #: ``event_time``: an event is predicted by the model that learned every window
     #: closed before its time (reproducible at any speed; waits for the watermark).
     #: ``arrival``: predicted at once by whatever the model has learned so far.
-    order: str = "event_time"
+    order: SamplingOrder = "event_time"
     #: Reservoir size per (model key, class, window); bounds the sampler's memory.
     capacity: int = 1_000
     #: ``uniform``: fraction of each class kept.
@@ -150,7 +164,7 @@ class LabelsSettings:
 
     #: ``events``: label records arrive on the events topic (one ordered stream);
     #: ``topic``: on ``topics.labels``; ``none``: labels only arrive inside events.
-    source: str = "events"
+    source: LabelSource = "events"
     #: Event time a prediction waits for its label (and an early label for its
     #: event, and a joined id is remembered to spot duplicates).
     ttl: int = 3_600_000
@@ -163,7 +177,7 @@ class UpdateSettings:
     """When the model learns the examples it is given (see :mod:`stratiflow.learning.updates`)."""
 
     #: ``per_sample``, ``micro_batch`` (N examples or T of event time) or ``periodic`` (every T).
-    mode: str = "per_sample"
+    mode: UpdateMode = "per_sample"
     #: ``micro_batch``: examples per batch.
     batch_size: int = 32
     #: ``micro_batch``: flush a batch this old (event time; 0: size only);
@@ -176,15 +190,15 @@ class FeatureRule:
     """How one declared feature is checked and cleaned (:mod:`stratiflow.validation.cleaning`)."""
 
     #: ``number``, ``string`` or ``boolean`` (``None``: any).
-    type: str | None = None
+    type: FeatureType | None = None
     min: float | None = None
     max: float | None = None
     #: The only values accepted (empty: any).
     allowed: tuple[Any, ...] = ()
     #: A missing/null value: ``drop`` (the model sees it missing), ``impute``, ``reject``.
-    missing: str = "drop"
+    missing: MissingPolicy = "drop"
     #: Numbers outside the learned quantile range: ``keep``, ``clip`` or ``reject``.
-    outliers: str = "keep"
+    outliers: OutlierPolicy = "keep"
     #: The quantiles that bound the normal range.
     quantiles: tuple[float, float] = (0.01, 0.99)
     #: Widen that range by this multiple of its width on each side (Tukey-style fences).
@@ -198,7 +212,7 @@ class ValidationSettings:
     #: Declared features and their rules (empty: no per-feature checks).
     features: Mapping[str, FeatureRule] = field(default_factory=dict)
     #: Features not declared: ``keep``, ``drop`` or ``reject`` (only with ``features``).
-    unknown_features: str = "keep"
+    unknown_features: UnknownFeaturePolicy = "keep"
     #: Values a feature's quantiles are learned from before outlier rules apply.
     outlier_warmup: int = 100
     #: Events and labels stamped further than this ahead of the wall clock are
@@ -271,7 +285,8 @@ def vars_of(obj: Any) -> dict[str, Any]:
 
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
+DURATION_PATTERN = r"^\s*(\d+)\s*(ms|s|m|h)?\s*$"
+_DURATION_RE = re.compile(DURATION_PATTERN)
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # "keystore.key": ssl.keystore.key, a PEM private key given inline.
 _SECRET_HINTS = ("password", "secret", "jaas", "token", "credential", "keystore.key", "sasl")
@@ -288,9 +303,9 @@ _SECTIONS = (
     "update",
     "snapshots",
 )
-LABEL_SOURCES = ("events", "topic", "none")
-UPDATE_MODES = ("per_sample", "micro_batch", "periodic")
-SAMPLING_STRATEGIES = ("none", "uniform", "balanced", "target", "undersample", "oversample")
+LABEL_SOURCES: tuple[str, ...] = get_args(LabelSource)
+UPDATE_MODES: tuple[str, ...] = get_args(UpdateMode)
+SAMPLING_STRATEGIES: tuple[str, ...] = get_args(SamplingStrategy)
 _SAMPLING_DURATIONS = (
     "window",
     "max_out_of_orderness",
@@ -298,11 +313,24 @@ _SAMPLING_DURATIONS = (
     "idle_timeout",
     "watermark_interval",
 )
-SAMPLING_ORDERS = ("event_time", "arrival")
-EXECUTION_MODES = ("process", "thread")
-STATE_BACKENDS = ("rocksdb", "hashmap")
-DELIVERY_GUARANTEES = ("none", "at_least_once", "exactly_once")
-STARTING_OFFSETS = ("earliest", "latest", "committed")
+#: Per section, the fields given as durations (``500ms``, ``10s``, ``5m``, ``1h`` or ms).
+DURATION_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "job": (
+        "checkpoint_interval_ms",
+        "transaction_timeout_ms",
+        "restart_delay_ms",
+        "input_batch_linger_ms",
+    ),
+    "sampling": _SAMPLING_DURATIONS,
+    "labels": ("ttl",),
+    "update": ("interval",),
+    "validation": ("max_future_ms",),
+}
+SAMPLING_ORDERS: tuple[str, ...] = get_args(SamplingOrder)
+EXECUTION_MODES: tuple[str, ...] = get_args(ExecutionMode)
+STATE_BACKENDS: tuple[str, ...] = get_args(StateBackend)
+DELIVERY_GUARANTEES: tuple[str, ...] = get_args(DeliveryGuarantee)
+STARTING_OFFSETS: tuple[str, ...] = get_args(StartingOffsets)
 
 
 def load_config(
@@ -492,7 +520,7 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
     sampling = _sampling(raw)
 
     metrics = _metrics(raw)
-    labels = _section(raw, "labels", LabelsSettings, durations=("ttl",))
+    labels = _section(raw, "labels", LabelsSettings, durations=DURATION_FIELDS["labels"])
     labels = replace(labels, ttl=parse_duration_ms(labels.ttl, "labels.ttl"))
     _choice(labels.source, LABEL_SOURCES, "labels.source")
     if labels.ttl < 1:
@@ -575,10 +603,10 @@ def _metrics(raw: dict[str, Any]) -> MetricsSettings:
     )
 
 
-MISSING_POLICIES = ("drop", "impute", "reject")
-OUTLIER_POLICIES = ("keep", "clip", "reject")
-UNKNOWN_FEATURE_POLICIES = ("keep", "drop", "reject")
-FEATURE_TYPES = ("number", "string", "boolean")
+MISSING_POLICIES: tuple[str, ...] = get_args(MissingPolicy)
+OUTLIER_POLICIES: tuple[str, ...] = get_args(OutlierPolicy)
+UNKNOWN_FEATURE_POLICIES: tuple[str, ...] = get_args(UnknownFeaturePolicy)
+FEATURE_TYPES: tuple[str, ...] = get_args(FeatureType)
 
 
 def _validation(raw: dict[str, Any]) -> ValidationSettings:
@@ -646,7 +674,7 @@ def _validation(raw: dict[str, Any]) -> ValidationSettings:
 
 
 def _update(raw: dict[str, Any]) -> UpdateSettings:
-    update = _section(raw, "update", UpdateSettings, durations=("interval",))
+    update = _section(raw, "update", UpdateSettings, durations=DURATION_FIELDS["update"])
     update = replace(update, interval=parse_duration_ms(update.interval, "update.interval"))
     _choice(update.mode, UPDATE_MODES, "update.mode")
     if update.batch_size < 1:

@@ -5,7 +5,7 @@
 stability: the spread of the rolling metrics across the last reports, and the
 volatility of the model's answers on a fixed probe set re-predicted at each
 report. :class:`LabelCounts` follows delayed labels; :func:`metrics_report`
-builds the ``schema_version`` 2 record (every field is in the README and
+builds the ``schema_version`` 2 record (every field is in docs/records.md and
 ``schemas/metrics.schema.json``).
 
 >>> from stratiflow.config import MetricsSettings

@@ -1,6 +1,6 @@
 """What the model operator does with each input item, for one model key.
 
-The Flink :class:`~operators.model.ModelOperator` and :func:`stratiflow.replay.replay`
+The Flink model operators (:mod:`operators.model`) and :func:`stratiflow.runner.replay.replay`
 both call :func:`handle`, so they emit the same predictions, dead letters and
 reports for the same items in the same order. An item is an event, a delayed
 label's outcome (:mod:`stratiflow.labels.join`) or a sampler's training batch.

@@ -1,6 +1,6 @@
 """The metrics record: one per model key per report (``schema_version`` 2).
 
-Every field is documented in the README and in ``schemas/metrics.schema.json``.
+Every field is documented in docs/records.md and in ``schemas/metrics.schema.json``.
 
 >>> from stratiflow.config import load_config
 >>> from stratiflow.learning.learner import ModelState

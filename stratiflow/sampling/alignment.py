@@ -6,7 +6,7 @@ event, independent of processing speed: the event with time ``ts`` is predicted
 by the model that has learned every window whose fire time is at most
 ``ts - max_out_of_orderness - 1`` (the watermark that event implies), and no
 other. Events keep their arrival order. The Flink model operator releases
-items as its watermark advances; :func:`stratiflow.replay.replay` follows the
+items as its watermark advances; :func:`stratiflow.runner.replay.replay` follows the
 same rule, so a backtest, a replayed Kafka topic and a live job agree.
 
 The watermark alone is not enough in Flink: batches reach the model on another

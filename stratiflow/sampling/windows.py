@@ -318,6 +318,8 @@ def plan_quotas(
         Decayed per-window class counts (only with ``decay``), already updated
         with this window.
 
+    Examples
+    --------
     >>> from stratiflow.config import SamplingSettings
     >>> s = SamplingSettings(strategy="balanced", budget=10)
     >>> plan = plan_quotas(s, {"a": 90, "b": 3}, {"a": 90, "b": 3}, random.Random(0))

@@ -22,7 +22,7 @@ from stratiflow.config import ValidationSettings
 from stratiflow.records import DEFAULT_KEY, Event, Label, LabelRecord, Rejection, SourceRef
 from stratiflow.validation.cleaning import check_features
 
-#: Reasons a record can be rejected, with what they mean (documented in the README).
+#: Reasons a record can be rejected, with what they mean (documented in docs/records.md).
 REASONS: dict[str, str] = {
     "empty_payload": "the Kafka record has no value (null or zero bytes)",
     "payload_too_large": "the payload is larger than validation.max_payload_bytes",

@@ -2,7 +2,7 @@
 
 ``make test`` runs them at smoke size; ``make chaos`` runs them at full size
 (``STRATIFLOW_CHAOS_N``, default 50 000 there) and writes each run's row to
-``STRATIFLOW_CHAOS_RESULTS`` for the table in the README.
+``STRATIFLOW_CHAOS_RESULTS`` for the table in docs/reliability.md.
 """
 
 from __future__ import annotations

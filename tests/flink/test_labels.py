@@ -1,7 +1,7 @@
 """Delayed labels and update strategies on a MiniCluster, against the pure core.
 
 Label records travel on the events stream (one ordered input per key), so the
-Flink job must emit exactly what :func:`stratiflow.replay.replay` emits: the same
+Flink job must emit exactly what :func:`stratiflow.runner.replay.replay` emits: the same
 predictions, the same dead letters, the same final metrics.
 """
 

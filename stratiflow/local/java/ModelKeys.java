@@ -7,7 +7,7 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
 /**
  * The model key of a raw record, read in Java so the job can key records without a Python hop.
  *
- * <p>Mirrors {@code stratiflow.validate.model_key_of}: for every record the Python validator
+ * <p>Mirrors {@code stratiflow.validation.parse.model_key_of}: for every record the Python validator
  * accepts, both return the record's {@code key} (the last one if repeated, {@code "default"} when
  * absent or null). Anything else yields {@code ""}; such records only become dead letters, so
  * where they are routed does not matter. The model operator checks the key again after parsing.

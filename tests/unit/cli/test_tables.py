@@ -1,6 +1,6 @@
 """``stratiflow tail metrics`` tables, on metrics records the job really produces.
 
-The records come from :func:`stratiflow.replay.replay` (and ``keyed.handle``
+The records come from :func:`stratiflow.runner.replay.replay` (and ``keyed.handle``
 with a moving wall clock, for the throughput), passed through the job's JSON
 encoder as ``tail`` reads them; each test reads numbers back out of the table
 and compares them with the record's own values.

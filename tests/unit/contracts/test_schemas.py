@@ -380,7 +380,7 @@ def test_the_reports_cover_the_named_cases(
 
 
 def test_the_reports_reconcile(all_reports, delayed_run):
-    """The rules the schema and the README state, on every real report."""
+    """The rules the schema and docs/records.md state, on every real report."""
     for r in all_reports:
         c, labels = r["counts"], r["labels"]
         assert c["seen"] == c["predicted"] + c["rejected"], r

@@ -4,13 +4,14 @@ recomputed per millisecond."""
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from jsonschema import Draft202012Validator
 
 from operators.parse import RawParser
 from operators.raw import raw_of, raw_row, unpack
 from stratiflow.config import load_config
-from stratiflow.records import Event, SourceRef
+from stratiflow.records import DeadLetter, Event, SourceRef, to_json
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 
@@ -20,11 +21,17 @@ def _raw(ts: int, offset: int) -> tuple[str, int, int, bytes, bool]:
     return ("events", 0, offset, json.dumps(event).encode(), True)
 
 
+def _wire(letter: object) -> dict[str, Any]:
+    """A dead letter as the job writes it to its topic."""
+    assert isinstance(letter, DeadLetter)
+    return json.loads(to_json(letter.to_dict()))
+
+
 def test_a_record_with_no_value_is_told_from_an_empty_one():
     """A tombstone's dead letter has raw null (encoding none); a zero-byte value's has ""."""
     parser = RawParser(load_config(None))
-    tombstone = json.loads(parser.parse(raw_of(raw_row("events", 2, 7, None))))
-    empty = json.loads(parser.parse(raw_of(raw_row("events", 2, 8, b""))))
+    tombstone = _wire(parser.parse(raw_of(raw_row("events", 2, 7, None))))
+    empty = _wire(parser.parse(raw_of(raw_row("events", 2, 8, b""))))
     assert tombstone["reason"] == empty["reason"] == "empty_payload"
     assert (tombstone["raw"], tombstone["raw_encoding"]) == (None, "none")
     assert (empty["raw"], empty["raw_encoding"]) == ("", "utf-8")
@@ -49,7 +56,7 @@ def test_future_limit_follows_the_wall_clock_across_records():
         now = int(time.time() * 1000)
         assert isinstance(parser.parse(_raw(now + 500, offset)), Event)
         letter = parser.parse(_raw(now + 5000, offset))
-        assert isinstance(letter, str) and json.loads(letter)["reason"] == "ts_in_future"
+        assert isinstance(letter, DeadLetter) and letter.reason == "ts_in_future"
     time.sleep(0.05)
     later = int(time.time() * 1000)
     # A ts beyond the first records' limit but within this one's: the limit moved on.
