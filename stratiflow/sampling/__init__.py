@@ -1,6 +1,6 @@
-"""Stratified window sampling: per-class reservoirs and the allocation of each window's
-training batch (``windows``), and the event-time alignment of batches with predictions
-(``alignment``).
+"""Stratified window sampling: per-class reservoirs and each window's training batch
+(``windows``), the strategies that allocate it (``allocation``), and the event-time
+alignment of batches with predictions (``alignment``).
 """
 
 from __future__ import annotations
@@ -9,25 +9,32 @@ from stratiflow.sampling import windows as _former
 from stratiflow.sampling.alignment import (
     EventTimeAligner,
 )
+from stratiflow.sampling.allocation import (
+    ALLOCATIONS,
+    Allocation,
+    Quota,
+    allocation_for,
+    plan_quotas,
+)
 from stratiflow.sampling.windows import (
     END_OF_TIME,
     ClassSummary,
     ClassWindows,
     Example,
     LateExample,
-    Quota,
     Reservoir,
     TrainingBatch,
     WindowAllocator,
     derive_seed,
     pickled_once,
-    plan_quotas,
     synthesize,
     window_start,
 )
 
 __all__ = [
+    "ALLOCATIONS",
     "END_OF_TIME",
+    "Allocation",
     "ClassSummary",
     "ClassWindows",
     "EventTimeAligner",
@@ -37,6 +44,7 @@ __all__ = [
     "Reservoir",
     "TrainingBatch",
     "WindowAllocator",
+    "allocation_for",
     "derive_seed",
     "pickled_once",
     "plan_quotas",

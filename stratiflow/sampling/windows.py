@@ -8,7 +8,7 @@ Two stages, both pure and driven by whoever runs the job (the Flink operators,
    events whose window has already closed are counted as late.
 2. :class:`WindowAllocator` — one per model key. At window end it sees every
    class's reservoir and count, splits the window's training examples by
-   ``sampling.strategy`` (:func:`plan_quotas`), draws them, shuffles them and
+   ``sampling.strategy`` (:mod:`stratiflow.sampling.allocation`), draws them, shuffles them and
    reports what it did (a ``sampling-stats`` record).
 
 Seeds derive from (base seed, model key, class, window start), and the
@@ -48,9 +48,9 @@ import numpy as np
 
 from stratiflow.config import SamplingSettings
 from stratiflow.records import SAMPLING_STATS_SCHEMA_VERSION, Event, Label
+from stratiflow.sampling.allocation import Quota, allocation_for
 
 #: A class whose decayed per-window count falls below this is no longer "seen".
-_ACTIVE_PRIOR = 0.5
 _FORGET_PRIOR = 1e-6
 
 
@@ -285,119 +285,6 @@ class TrainingBatch:
     late: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Quota:
-    """How many examples a class gives: real ones, plus drawn extras."""
-
-    wanted: int
-    real: int
-    extra: int = 0
-
-
-def plan_quotas(
-    settings: SamplingSettings,
-    seen: Mapping[str, int],
-    available: Mapping[str, int],
-    rng: random.Random,
-    priors: Mapping[str, float] | None = None,
-) -> dict[str, Quota]:
-    """Split one window's training examples over the classes by strategy.
-
-    Parameters
-    ----------
-    settings
-        The sampling section of the config.
-    seen
-        Events per class that fell in the window (on time).
-    available
-        Events per class held in the reservoir (``min(seen, capacity)``).
-    rng
-        Seeded; used for rounding and remainders so that allocations are exact
-        on average and reproducible.
-    priors
-        Decayed per-window class counts (only with ``decay``), already updated
-        with this window.
-
-    Examples
-    --------
-    >>> from stratiflow.config import SamplingSettings
-    >>> s = SamplingSettings(strategy="balanced", budget=10)
-    >>> plan = plan_quotas(s, {"a": 90, "b": 3}, {"a": 90, "b": 3}, random.Random(0))
-    >>> plan["a"], plan["b"]
-    (Quota(wanted=5, real=5, extra=0), Quota(wanted=5, real=3, extra=0))
-    """
-    strategy = settings.strategy
-    classes = sorted(c for c in seen if seen[c] > 0)
-    wanted: dict[str, int]
-    if not classes:
-        return {}
-    if strategy == "uniform":
-        wanted = {c: _stochastic_round(settings.rate * seen[c], rng) for c in classes}
-    elif strategy == "undersample":
-        smallest = min(available[c] for c in classes)
-        wanted = dict.fromkeys(classes, smallest)
-    elif strategy == "oversample":
-        largest = max(available[c] for c in classes)
-        return {c: Quota(largest, available[c], largest - available[c]) for c in classes}
-    elif strategy in ("balanced", "target"):
-        if strategy == "balanced":
-            active = set(classes)
-            if priors:
-                active |= {c for c, p in priors.items() if p >= _ACTIVE_PRIOR}
-            shares = {c: 1.0 / len(active) for c in active}
-        else:
-            shares = {c: float(settings.target.get(c, 0.0)) for c in classes}
-        if priors:
-            # Scale by how many of the class this window holds relative to its
-            # usual count, so the expected trained mix follows the shares while
-            # one window's surplus or shortage of a class is not over-corrected.
-            wanted = {
-                c: _stochastic_round(settings.budget * shares[c] * seen[c] / priors[c], rng)
-                for c in classes
-            }
-        else:
-            wanted = _split(settings.budget, {c: shares[c] for c in classes}, rng)
-    else:
-        raise ValueError(f"no allocation for strategy {strategy!r}")
-    plan = {}
-    for c in classes:
-        real = min(wanted[c], available[c])
-        extra = wanted[c] - real if settings.oversample and available[c] else 0
-        plan[c] = Quota(wanted[c], real, extra)
-    return plan
-
-
-def _stochastic_round(value: float, rng: random.Random) -> int:
-    """Round down or up with the odds that make the expectation exact."""
-    low = math.floor(value)
-    return low + (1 if rng.random() < value - low else 0)
-
-
-def _split(total: int, shares: Mapping[str, float], rng: random.Random) -> dict[str, int]:
-    """Split ``total`` by ``shares``, each class's count exact in expectation.
-
-    Every class gets the floor of its exact quota; the fractional parts are
-    resolved by systematic sampling (one seeded offset), so a class gets one
-    more with probability equal to its fractional part and the parts' total
-    is honoured to within one.
-
-    >>> _split(10, {"a": 0.5, "b": 0.5}, random.Random(0))
-    {'a': 5, 'b': 5}
-    >>> sum(_split(10, {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, random.Random(0)).values())
-    10
-    """
-    exact = {c: total * s for c, s in shares.items()}
-    counts = {c: math.floor(v) for c, v in exact.items()}
-    offset = rng.random()
-    cumulative = 0.0
-    for c in sorted(exact):
-        before = cumulative
-        cumulative += exact[c] - counts[c]
-        # one more if a point offset + k (k integer) falls in [before, cumulative)
-        counts[c] += math.ceil(cumulative - offset - 1e-12) - math.ceil(before - offset - 1e-12)
-    return counts
-
-
 def synthesize(samples: list[Event], n: int, neighbours: int, rng: random.Random) -> list[Example]:
     """``n`` synthetic examples interpolated between same-class neighbours (SMOTE).
 
@@ -506,7 +393,7 @@ class WindowAllocator:
         available = {c: len(s.samples) for c, s in summaries.items()}
         rng = random.Random(derive_seed(self.seed, self.key, "*", start))
         priors = self._update_priors(seen) if self.settings.decay else None
-        plan = plan_quotas(self.settings, seen, available, rng, priors)
+        plan = allocation_for(self.settings).plan(seen, available, rng, priors)
 
         examples: list[Example] = []
         per_class: dict[str, dict[str, int]] = {}
