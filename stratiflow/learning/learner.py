@@ -107,6 +107,38 @@ class ModelState:
             key=key,
         )
 
+    def learn_sample(self, x: dict[str, Any], y: Label) -> str | None:
+        """Learn one example now, and count it: the per-sample path of every runner.
+
+        Returns ``None``, or the model's error (the caller counts the failure: a
+        rejected event in :func:`step`, ``learn_failed`` elsewhere).
+        """
+        t0 = perf_counter()
+        try:
+            self.model.learn_one(x, y)
+        except Exception as exc:  # River raises assorted errors on odd inputs
+            return learn_error(exc)
+        self.cost.learn.add(perf_counter() - t0)
+        self.counts.learned += 1
+        cls = class_key(y)
+        trained_on = self.trained_on
+        trained_on[cls] = trained_on.get(cls, 0) + 1
+        return None
+
+    def learn(self, x: dict[str, Any], y: Label, *, ts: int) -> int:
+        """Hand one example (at event time ``ts``) to the update policy; how many examples
+        were learned now. A failure counts as ``learn_failed``."""
+        if self.updater.settings.mode == "per_sample":
+            if self.learn_sample(x, y) is None:
+                return 1
+            self.counts.learn_failed += 1
+            return 0
+        learned = 0
+        for result in self.updater.add(self.model, x, y, ts=ts):
+            self.record(result)
+            learned += result.learned
+        return learned
+
     def record(self, result: LearnResult) -> None:
         """Count what one learning call did."""
         self.counts.learned += result.learned
@@ -204,27 +236,17 @@ def step(
     if label is not None:
         if learn:
             if per_sample:
-                # Updater.add's per-sample path and ModelState.record, inlined.
-                t0 = perf_counter()
-                try:
-                    model.learn_one(x, label)
-                except Exception as exc:  # as in updates._learn_one
+                error = state.learn_sample(x, label)
+                if error is not None:
                     # Learning the event itself failed: reject it, as its own error.
                     counts.rejected += 1
                     return StepOutput(
                         rejection=Rejection(
-                            "model_rejected_input",
-                            f"the model raised {learn_error(exc)} during learn",
+                            "model_rejected_input", f"the model raised {error} during learn"
                         )
                     )
-                state.cost.learn.add(perf_counter() - t0)
-                counts.learned += 1
-                cls = class_key(label)
-                trained_on = state.trained_on
-                trained_on[cls] = trained_on.get(cls, 0) + 1
             else:
-                for result in updater.add(model, x, label, ts=event.ts):
-                    state.record(result)
+                state.learn(x, label, ts=event.ts)
         counts.labelled += 1
         if y_pred is not None:
             state.evaluation.score(label, y_pred, proba)
@@ -285,8 +307,7 @@ def answer(
     if learn:
         x, refused = state.cleaner.clean(item.event.features, learn=False)
         if refused is None:
-            for result in state.updater.add(state.model, x, item.label, ts=item.ts):
-                state.record(result)
+            state.learn(x, item.label, ts=item.ts)
     else:
         _tick(state, item.ts)
     return StepOutput(report_due=_report_due(state, scored, report_every))
@@ -326,9 +347,7 @@ def learn_examples(state: ModelState, examples: Iterable[Example], *, ts: int) -
         x, refused = state.cleaner.clean(example.x, learn=False)
         if refused is not None:
             continue  # counted by the cleaner (examples_rejected)
-        for result in state.updater.add(state.model, x, example.y, ts=ts):
-            state.record(result)
-            learned += result.learned
+        learned += state.learn(x, example.y, ts=ts)
     return learned
 
 

@@ -61,10 +61,14 @@ class Updater:
     fallback_batches: int = 0
 
     def add(self, model: Any, x: dict[str, Any], y: Label, *, ts: int) -> list[LearnResult]:
-        """Hand over one example at event time ``ts``; returns the learning it triggered."""
+        """Buffer one example at event time ``ts``; returns the learning it triggered.
+
+        ``per_sample`` has nothing to buffer: its examples are learned at once by
+        :meth:`stratiflow.learning.learner.ModelState.learn_sample`, the one per-sample path.
+        """
         mode = self.settings.mode
         if mode == "per_sample":
-            return [_learn_one(model, x, y)]
+            raise ValueError("per_sample learns each example at once; nothing is buffered")
         out = self.tick(model, ts)
         if self.since is None:  # a micro-batch (or the first period) starts here
             self.since = ts

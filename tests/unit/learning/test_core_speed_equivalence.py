@@ -22,7 +22,7 @@ from stratiflow.evaluation.metrics import (
 )
 from stratiflow.evaluation.sketches import QuantileSketch
 from stratiflow.learning.learner import ModelState, step
-from stratiflow.learning.updates import _learn_one
+from stratiflow.learning.updates import learn_error
 from stratiflow.records import Event
 from stratiflow.validation.cleaning import Cleaner
 
@@ -236,7 +236,7 @@ def test_a_failed_learn_is_rejected_as_the_updater_describes_it() -> None:
     state = ModelState.new(load_config({"model": ["linear_model.LogisticRegression"]}))
     state.model = _FailsToLearn()
     out = step(state, Event("a", 5, {"x": 1.0}, label=True), now_ms=0)
-    expected = _learn_one(_FailsToLearn(), {"x": 1.0}, True).error
+    expected = learn_error(ValueError("x" * 400))
     assert out.rejection is not None and out.prediction is None
     assert out.rejection.reason == "model_rejected_input"
     assert out.rejection.detail == f"the model raised {expected} during learn"
