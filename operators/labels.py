@@ -103,6 +103,7 @@ class JoinLabels(KeyedProcessFunction):
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        self.join: KeyedLabelJoin | None = None  # over keyed state, made in open()
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.join = KeyedLabelJoin(runtime_context, self.cfg)
@@ -110,4 +111,5 @@ class JoinLabels(KeyedProcessFunction):
     def process_element(
         self, record: Event | LabelRecord, ctx: KeyedProcessFunction.Context
     ) -> Iterator[Any]:
+        assert self.join is not None
         yield from self.join.process(record)

@@ -36,6 +36,7 @@ class RawParser:
             max_features=cfg.validation.max_features,
         )
         self.label_policy = label_policy(build_model(cfg.model))
+        #: The limits with ``latest_ts`` for the millisecond ``_limits_at`` (see parse).
         self._limits_at: int | None = None
         self._dated_limits = self.limits
 
@@ -86,11 +87,13 @@ class ParseEvents(ProcessFunction):
     def __init__(self, cfg: Config, *, labels_only: bool = False) -> None:
         self.cfg = cfg
         self.labels_only = labels_only
+        self.parser: RawParser | None = None  # builds the model once: made in open()
 
     def open(self, runtime_context: Any) -> None:
         self.parser = RawParser(self.cfg, labels_only=self.labels_only)
 
     def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterator[Any]:
+        assert self.parser is not None
         result = self.parser.parse(raw_of(value))
         if isinstance(result, DeadLetter):
             yield dead_letter(result)

@@ -16,7 +16,7 @@ from typing import Any
 from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
 from operators.tags import END_OF_INPUT, SAMPLING_STATS
 from stratiflow.config import Config, SamplingSettings
@@ -64,6 +64,7 @@ class ClassReservoirs(KeyedProcessFunction):
     def __init__(self, cfg: Config) -> None:
         self.settings = cfg.sampling
         self.seed = cfg.seed
+        self.state: ValueState | None = None  # keyed state, made in open()
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(
@@ -72,6 +73,7 @@ class ClassReservoirs(KeyedProcessFunction):
 
     def process_element(self, event: Event, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
         """Offer the event to its window; a late one is passed on as a :class:`LateExample`."""
+        assert self.state is not None
         windows: ClassWindows | None = self.state.value()
         if windows is None:
             assert event.label is not None
@@ -96,6 +98,7 @@ class ClassReservoirs(KeyedProcessFunction):
         self.state.update(windows)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        assert self.state is not None
         windows: ClassWindows | None = self.state.value()
         if windows is None:
             return
@@ -126,6 +129,7 @@ class AllocateWindow(KeyedProcessFunction):
     def __init__(self, cfg: Config) -> None:
         self.settings = cfg.sampling
         self.seed = cfg.seed
+        self.state: ValueState | None = None  # keyed state, made in open()
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(
@@ -138,6 +142,7 @@ class AllocateWindow(KeyedProcessFunction):
         if isinstance(summary, LateExample):  # for the model's aligner
             yield summary
             return
+        assert self.state is not None
         allocator: WindowAllocator | None = self.state.value()
         if allocator is None:
             allocator = WindowAllocator(summary.key, self.settings, self.seed)
@@ -148,6 +153,7 @@ class AllocateWindow(KeyedProcessFunction):
         self.state.update(allocator)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        assert self.state is not None
         allocator: WindowAllocator | None = self.state.value()
         if allocator is None:
             return

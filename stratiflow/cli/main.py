@@ -15,12 +15,22 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from kafka.errors import KafkaError
+
+from stratiflow.cli.demo import run_demo
 from stratiflow.cli.tables import format_tail
 from stratiflow.config import Config, ConfigError, load_cli_config, redact
-from stratiflow.local.cli import plural
+from stratiflow.io import kafka as kafka_io
+from stratiflow.io import sources
+from stratiflow.io.preflight import PreflightError, check_jars, check_kafka, check_tls
+from stratiflow.io.sources import dataset_names, is_label_record, jsonl_lines, record_key
+from stratiflow.local import flink
+from stratiflow.local.cli import add_local_commands, plural
+from stratiflow.local.flink import stop_job
 from stratiflow.local.paths import REPO_ROOT, local_paths
 from stratiflow.local.procs import job_environ
-from stratiflow.records import to_json_bytes
+from stratiflow.records import Rejection, to_json_bytes
+from stratiflow.snapshots import SnapshotError, key_from_env, write_snapshot
 
 JOBS_DIR = REPO_ROOT / "jobs"
 
@@ -84,7 +94,6 @@ def _tls_ok(cfg: Config) -> bool:
     """False, after saying why on stderr, when TLS to the broker fails with this config
     (e.g. a CA that did not sign the broker's certificate): fail in seconds, not after
     the client's retries."""
-    from stratiflow.io.preflight import PreflightError, check_tls
 
     try:
         check_tls(cfg.kafka.bootstrap_servers, cfg.kafka.properties)
@@ -98,7 +107,6 @@ def _tls_ok(cfg: Config) -> bool:
 
 
 def _produce_records(args: argparse.Namespace) -> Iterable[bytes]:
-    from stratiflow.io import sources
 
     source = str(args.source)
     keys = [k for k in (args.keys or "default").split(",") if k]
@@ -136,8 +144,6 @@ def _produce_records(args: argparse.Namespace) -> Iterable[bytes]:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
-    from stratiflow.io import kafka as kafka_io
-    from stratiflow.io.sources import is_label_record, record_key
 
     cfg = _config_from(args, check_model=False)
     topic = args.topic or cfg.topics.events
@@ -180,7 +186,6 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    from stratiflow.io import kafka as kafka_io
 
     cfg = _config_from(args, check_model=False)
     topic = getattr(cfg.topics, args.topic.replace("-", "_"), args.topic)
@@ -210,9 +215,6 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 def cmd_transactions(args: argparse.Namespace) -> int:
     """List (and with ``--abort``, abort) the open Kafka transactions of the job's sinks."""
-    from kafka.errors import KafkaError
-
-    from stratiflow.io import kafka as kafka_io
 
     cfg = _config_from(args, check_model=False)
     if not _tls_ok(cfg):
@@ -287,7 +289,6 @@ def submit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
         if args.from_savepoint:
             local += ["--from-savepoint", args.from_savepoint]
         return local, env
-    from stratiflow.local import flink
 
     host, _, port = args.jobmanager.rpartition(":")
     if not host or not port.isdigit():
@@ -322,8 +323,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if not args.no_preflight:
-        from stratiflow.io.preflight import PreflightError, check_jars, check_kafka
-
         try:
             check_jars(local_paths().lib_dir)
             for warning in check_kafka(cfg):
@@ -350,7 +349,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from stratiflow.local.flink import stop_job
 
     try:
         location = stop_job(args.jobmanager, job_id=args.job, savepoint_dir=args.savepoint)
@@ -370,10 +368,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train offline on a JSONL file (the job's own semantics) and write signed snapshots."""
-    from stratiflow.io.sources import jsonl_lines
-    from stratiflow.records import Rejection
     from stratiflow.runner.replay import replay
-    from stratiflow.snapshots import SnapshotError, key_from_env, write_snapshot
     from stratiflow.validation.parse import parse_event
 
     cfg = _config_from(args)
@@ -428,7 +423,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from stratiflow.cli.demo import run_demo
 
     return run_demo(port=args.port, keep=args.keep)
 
@@ -437,8 +431,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stratiflow.io.sources import dataset_names
-    from stratiflow.local.cli import add_local_commands
 
     parser = argparse.ArgumentParser(prog="stratiflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
