@@ -19,18 +19,29 @@ from stratiflow.learning.learner import (
     step,
 )
 from stratiflow.learning.updates import (
+    UPDATE_POLICIES,
     LearnResult,
+    MicroBatch,
+    Periodic,
+    PerSample,
+    UpdatePolicy,
     Updater,
     learn_error,
+    policy_for,
     supports_learn_many,
 )
 
 __all__ = [
+    "UPDATE_POLICIES",
     "Counts",
     "LearnResult",
+    "MicroBatch",
     "ModelState",
+    "PerSample",
+    "Periodic",
     "StepOutput",
     "StoredPrediction",
+    "UpdatePolicy",
     "Updater",
     "answer",
     "expire",
@@ -39,6 +50,7 @@ __all__ = [
     "label_policy",
     "learn_error",
     "learn_examples",
+    "policy_for",
     "refuse_label",
     "step",
     "supports_learn_many",

@@ -128,7 +128,7 @@ class ModelState:
     def learn(self, x: dict[str, Any], y: Label, *, ts: int) -> int:
         """Hand one example (at event time ``ts``) to the update policy; how many examples
         were learned now. A failure counts as ``learn_failed``."""
-        if self.updater.settings.mode == "per_sample":
+        if not self.updater.policy.buffers:
             if self.learn_sample(x, y) is None:
                 return 1
             self.counts.learn_failed += 1
@@ -206,7 +206,7 @@ def step(
         counts.rejected += 1
         return StepOutput(rejection=rejection)
     updater = state.updater
-    per_sample = updater.settings.mode == "per_sample"
+    per_sample = not updater.policy.buffers
     if not per_sample:
         _tick(state, event.ts)  # a timed update due by now comes first: predict with the latest
     model = state.model
@@ -359,7 +359,7 @@ def finish(state: ModelState) -> None:
 
 def _tick(state: ModelState, ts: int) -> None:
     """Event time moved on: a periodic or timed micro-batch update may be due."""
-    if state.updater.settings.mode != "per_sample":
+    if state.updater.policy.buffers:
         for result in state.updater.tick(state.model, ts):
             state.record(result)
 

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
+from typing import Any, ClassVar
 
 from stratiflow.config import UpdateSettings
 from stratiflow.records import Label
@@ -48,6 +49,87 @@ class LearnResult:
     error: str = ""
 
 
+class UpdatePolicy:
+    """When buffered examples are learned: one class per ``update.mode``.
+
+    A policy holds only its settings; the buffer and its start time live in the
+    :class:`Updater` (the key's state), so a checkpoint taken before a policy
+    changed still restores.
+    """
+
+    mode: ClassVar[str]
+    #: Whether examples wait in the buffer (``per_sample``: learned at once).
+    buffers: ClassVar[bool] = True
+
+    def __init__(self, settings: UpdateSettings) -> None:
+        self.settings = settings
+
+    def full(self, buffered: int) -> bool:
+        """Whether to learn now, ``buffered`` examples after an example was added."""
+        return False
+
+    def due(self, since: int, ts: int) -> int | None:
+        """Event time reached ``ts`` with the buffer started at ``since``: the buffer's
+        start from now on if the buffered examples are due, else ``None``."""
+        return None
+
+    def after_learn(self, since: int | None) -> int | None:
+        """The buffer's start once it was learned."""
+        return None
+
+
+class PerSample(UpdatePolicy):
+    """``per_sample``: every example is learned as it comes (nothing is buffered)."""
+
+    mode = "per_sample"
+    buffers = False
+
+
+class MicroBatch(UpdatePolicy):
+    """``micro_batch``: learn ``batch_size`` examples at a time, or what came within
+    ``interval`` of event time, whichever is first."""
+
+    mode = "micro_batch"
+
+    def full(self, buffered: int) -> bool:
+        return buffered >= self.settings.batch_size
+
+    def due(self, since: int, ts: int) -> int | None:
+        interval = self.settings.interval
+        return since if interval and ts >= since + interval else None
+
+
+class Periodic(UpdatePolicy):
+    """``periodic``: learn what was buffered every ``interval`` of event time, in
+    periods aligned to the first example's time (like a tumbling window)."""
+
+    mode = "periodic"
+
+    def due(self, since: int, ts: int) -> int | None:
+        interval = self.settings.interval
+        if not interval or ts < since + interval:
+            return None
+        return since + (ts - since) // interval * interval
+
+    def after_learn(self, since: int | None) -> int | None:
+        return since
+
+
+#: Every policy by its ``update.mode`` name.
+UPDATE_POLICIES: dict[str, type[UpdatePolicy]] = {
+    cls.mode: cls for cls in (PerSample, MicroBatch, Periodic)
+}
+
+
+@lru_cache(maxsize=64)
+def policy_for(settings: UpdateSettings) -> UpdatePolicy:
+    """The policy ``settings.mode`` names (one object per settings: it is stateless)."""
+    cls = UPDATE_POLICIES.get(settings.mode)
+    if cls is None:
+        raise ValueError(f"no update policy {settings.mode!r}")
+    return cls(settings)
+
+
 @dataclass
 class Updater:
     """The update policy of one model key, with its buffer (picklable)."""
@@ -60,31 +142,35 @@ class Updater:
     batches: int = 0
     fallback_batches: int = 0
 
+    @property
+    def policy(self) -> UpdatePolicy:
+        return policy_for(self.settings)
+
     def add(self, model: Any, x: dict[str, Any], y: Label, *, ts: int) -> list[LearnResult]:
         """Buffer one example at event time ``ts``; returns the learning it triggered.
 
         ``per_sample`` has nothing to buffer: its examples are learned at once by
         :meth:`stratiflow.learning.learner.ModelState.learn_sample`, the one per-sample path.
         """
-        mode = self.settings.mode
-        if mode == "per_sample":
+        policy = self.policy
+        if not policy.buffers:
             raise ValueError("per_sample learns each example at once; nothing is buffered")
         out = self.tick(model, ts)
         if self.since is None:  # a micro-batch (or the first period) starts here
             self.since = ts
         self.buffer.append((x, y))
-        if mode == "micro_batch" and len(self.buffer) >= self.settings.batch_size:
+        if policy.full(len(self.buffer)):
             out.append(self._learn(model))
         return out
 
     def tick(self, model: Any, ts: int) -> list[LearnResult]:
         """Event time has reached ``ts``: learn what is due by then."""
-        interval = self.settings.interval
-        if not interval or self.since is None or ts < self.since + interval:
+        if self.since is None:
             return []
-        if self.settings.mode == "periodic":
-            # Periods are aligned to the first example's time, like a tumbling window.
-            self.since += (ts - self.since) // interval * interval
+        start = self.policy.due(self.since, ts)
+        if start is None:
+            return []
+        self.since = start
         return [self._learn(model)] if self.buffer else []
 
     def flush(self, model: Any) -> list[LearnResult]:
@@ -96,8 +182,7 @@ class Updater:
 
     def _learn(self, model: Any) -> LearnResult:
         batch, self.buffer = self.buffer, []
-        if self.settings.mode == "micro_batch":
-            self.since = None
+        self.since = self.policy.after_learn(self.since)
         if len(batch) > 1 and _can_learn_many(model, batch):
             self.batches += 1
             return _learn_many(model, batch)
