@@ -56,7 +56,26 @@ def handle(
     *,
     now_ms: int,
 ) -> Emitted:
-    """Run one item through the key's model; ``waiting`` holds predictions awaiting labels."""
+    """Run one item through the key's model.
+
+    Parameters
+    ----------
+    state
+        The key's model state (changed in place).
+    item
+        An event, a label-join outcome (answer, expiry, refused label) or a training batch.
+    waiting
+        The key's predictions waiting for their labels, by event id (Flink: ``MapState``).
+    cfg
+        The job's configuration.
+    now_ms
+        The wall clock for ``emitted_at`` and the metrics record.
+
+    Returns
+    -------
+    Emitted
+        The predictions, dead letters and metrics reports the item produced.
+    """
     out = Emitted()
     learn = cfg.sampling.strategy == "none"
     every = cfg.metrics.report_every

@@ -55,7 +55,25 @@ class ReplayResult:
 def replay(
     records: Iterable[Event | LabelRecord | dict[str, Any]], cfg: Config, *, now_ms: int = 0
 ) -> ReplayResult:
-    """Run validated events and label records (objects or dicts) through the job."""
+    """Run validated events and label records (objects or dicts) through the job.
+
+    Parameters
+    ----------
+    records
+        Events and label records in arrival order, as the job would read them.
+    cfg
+        The job's configuration (sampling, labels, update mode, metrics...).
+    now_ms
+        The wall clock stamped on every output (``emitted_at``); fixed, so a replay
+        is reproducible.
+
+    Returns
+    -------
+    ReplayResult
+        What the job would have emitted: predictions, the model operator's dead
+        letters, metrics reports, training batches, sampling stats, and each key's
+        final state.
+    """
     sampling = cfg.sampling
     sampled = sampling.strategy != "none"
     joined = cfg.labels.source != "none"

@@ -26,9 +26,14 @@ def test_a_model_state_pickled_under_the_former_names_loads() -> None:
     for old, new in MOVED.items():
         data = data.replace(_name(new), _name(old))
     # same-name packages: the former modules' classes are reached through the package
-    for package, module in (("evaluation", "prequential"), ("config", "settings")):
+    config_modules = ("settings", "job", "sampling", "metrics", "labels", "update", "validation")
+    for package, module in (
+        ("evaluation", "prequential"),
+        *(("config", m) for m in (*config_modules, "model")),
+    ):
         data = data.replace(_name(f"stratiflow.{package}.{module}"), _name(f"stratiflow.{package}"))
     assert b"stratiflow.learner" in data and b"stratiflow.learning" not in data
+    assert b"stratiflow.config\n" in data and b"stratiflow.config." not in data
     loaded = pickle.loads(data)
     assert isinstance(loaded, ModelState) and isinstance(loaded.evaluation, Evaluation)
     assert pickle.dumps(loaded, protocol=2) == pickle.dumps(state, protocol=2)

@@ -1,0 +1,101 @@
+"""Reading one config section: typed fields, durations, closed option sets.
+
+Every check raises :class:`~stratiflow.config.errors.ConfigError` with the field's path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from stratiflow.config.errors import ConfigError
+
+__all__ = [
+    "DURATION_PATTERN",
+    "choice",
+    "known_classes",
+    "no_unknown",
+    "parse_duration_ms",
+    "read_section",
+    "vars_of",
+]
+
+DURATION_PATTERN = r"^\s*(\d+)\s*(ms|s|m|h)?\s*$"
+
+
+_DURATION_RE = re.compile(DURATION_PATTERN)
+
+
+def parse_duration_ms(value: Any, path: str) -> int:
+    """Milliseconds from ``250``, ``"250ms"``, ``"10s"``, ``"5m"`` or ``"1h"``.
+
+    >>> parse_duration_ms("10s", "x"), parse_duration_ms(250, "x")
+    (10000, 250)
+    """
+    if isinstance(value, bool):
+        raise ConfigError(path, f"expected a duration such as 10s, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(path, "a duration cannot be negative")
+        return value
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            number, unit = int(match.group(1)), match.group(2) or "ms"
+            return number * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]
+    raise ConfigError(path, f"expected a duration such as 500ms, 10s or 5m, got {value!r}")
+
+
+def vars_of(obj: Any) -> dict[str, Any]:
+    """A settings object's fields as a plain mapping."""
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
+def read_section(raw: dict[str, Any], name: str, cls: type, durations: tuple[str, ...] = ()) -> Any:
+    value = raw.get(name, {})
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(name, f"must be a mapping, got {type(value).__name__}")
+    fields = dataclasses.fields(cls)
+    no_unknown(value, tuple(f.name for f in fields), name)
+    defaults = cls()
+    for key, given in value.items():
+        expected = getattr(defaults, key)
+        path = f"{name}.{key}"
+        if isinstance(expected, bool) and not isinstance(given, bool):
+            raise ConfigError(path, f"must be true or false, got {given!r}")
+        if key.endswith("_ms") or key in durations:
+            continue  # durations are parsed by the caller
+        not_number = isinstance(given, bool) or not isinstance(given, int | float)
+        if isinstance(expected, float) and not_number:
+            raise ConfigError(path, f"must be a number, got {given!r}")
+        is_int = isinstance(expected, int) and not isinstance(expected, bool)
+        if is_int and (isinstance(given, bool) or not isinstance(given, int)):
+            raise ConfigError(path, f"must be an integer, got {given!r}")
+        if isinstance(expected, str) and not isinstance(given, str):
+            raise ConfigError(path, f"must be a string, got {given!r}")
+    return cls(**value)
+
+
+def no_unknown(value: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in value:
+        if key not in allowed:
+            path = f"{where}.{key}" if where else str(key)
+            raise ConfigError(path, f"unknown field (expected one of: {', '.join(allowed)})")
+
+
+def choice(value: str, allowed: tuple[str, ...], path: str) -> None:
+    if value not in allowed:
+        raise ConfigError(path, f"{value!r} is not one of: {', '.join(allowed)}")
+
+
+def known_classes(target: Mapping[str, float], known: tuple[str, ...], why: str) -> None:
+    for name in target:
+        if name not in known:
+            raise ConfigError(
+                f"sampling.target.{name}",
+                f"unknown class ({why}: {', '.join(known)})",
+            )
