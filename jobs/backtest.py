@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pyflink.common import Types
 
-from jobs.runtime import create_env
-from jobs.train_predict import build_pipeline
+from jobs.runtime import SetupError, create_env
+from jobs.train_predict import build_pipeline, config_from_args
 from operators.raw import KEYED_RAW_RECORD, raw_row
-from stratiflow.config import Config
+from stratiflow.config import Config, ConfigError
 from stratiflow.io.sources import jsonl_lines
 
 OUTPUT_FILES = {
@@ -79,14 +82,6 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import json
-    import sys
-
-    from jobs.runtime import SetupError
-    from jobs.train_predict import config_from_args
-    from stratiflow.config import ConfigError
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from math import isfinite
+from pathlib import Path
 from time import perf_counter
 from typing import Any
 
@@ -27,6 +28,7 @@ from stratiflow.labels import Answer, Expiry, LabelOutcome
 from stratiflow.learning.updates import LearnResult, Updater, learn_error
 from stratiflow.records import Event, Label, Prediction, Rejection, class_key
 from stratiflow.sampling import Example
+from stratiflow.snapshots import key_from_env, load_snapshot
 from stratiflow.validation.cleaning import Cleaner
 from stratiflow.validation.parse import LabelPolicy
 
@@ -35,10 +37,6 @@ def initial_model(cfg: Config) -> Any:
     """A new key's model: untrained from ``cfg.model``, or the verified warm-start snapshot."""
     if not cfg.snapshots.warm_start:
         return build_model(cfg.model)
-    from pathlib import Path
-
-    from stratiflow.snapshots import key_from_env, load_snapshot
-
     key = key_from_env(cfg.snapshots.key_env)
     return load_snapshot(Path(cfg.snapshots.warm_start), key=key).model
 
