@@ -5,7 +5,8 @@ object names the module its class came from (``stratiflow.learner.ModelState``).
 Those modules now live in subpackages; this finder answers the old names with the
 new modules, so a savepoint taken before the move still restores. Old names that
 became packages (``config``, ``labels``, ``sampling``, ``evaluation``) answer
-through the package instead (see its ``__getattr__``).
+through the package, which re-exports their classes (and ``sampling``'s private
+``_Pending`` through its ``__getattr__``).
 """
 
 from __future__ import annotations

@@ -2,52 +2,71 @@
 
 from __future__ import annotations
 
-from stratiflow.config import settings as _former
-from stratiflow.config.errors import ConfigError
-from stratiflow.config.model import DEFAULT_MODEL, ModelStep, build_model
-from stratiflow.config.settings import (
+from stratiflow.config.errors import (
+    ConfigError,
+)
+from stratiflow.config.fields import (
+    parse_duration_ms,
+    vars_of,
+)
+from stratiflow.config.job import (
     DELIVERY_GUARANTEES,
-    DURATION_FIELDS,
     EXECUTION_MODES,
-    FEATURE_TYPES,
-    LABEL_SOURCES,
-    MISSING_POLICIES,
-    OUTLIER_POLICIES,
-    SAMPLING_ORDERS,
-    SAMPLING_STRATEGIES,
     STARTING_OFFSETS,
     STATE_BACKENDS,
-    UNKNOWN_FEATURE_POLICIES,
-    UPDATE_MODES,
-    Config,
     DeliveryGuarantee,
     ExecutionMode,
-    FeatureRule,
-    FeatureType,
     JobSettings,
     KafkaSettings,
-    LabelSource,
-    LabelsSettings,
-    MetricsSettings,
-    MissingPolicy,
-    OutlierPolicy,
-    SamplingOrder,
-    SamplingSettings,
-    SamplingStrategy,
     SnapshotSettings,
     StartingOffsets,
     StateBackend,
     Topics,
-    UnknownFeaturePolicy,
-    UpdateMode,
-    UpdateSettings,
-    ValidationSettings,
+    redact,
+)
+from stratiflow.config.labels import (
+    LABEL_SOURCES,
+    LabelSource,
+    LabelsSettings,
+)
+from stratiflow.config.metrics import (
+    MetricsSettings,
+)
+from stratiflow.config.model import (
+    DEFAULT_MODEL,
+    ModelStep,
+    build_model,
+)
+from stratiflow.config.sampling import (
+    SAMPLING_ORDERS,
+    SAMPLING_STRATEGIES,
+    SamplingOrder,
+    SamplingSettings,
+    SamplingStrategy,
+)
+from stratiflow.config.settings import (
+    DURATION_FIELDS,
+    Config,
     load_cli_config,
     load_config,
-    parse_duration_ms,
-    redact,
-    vars_of,
     with_overrides,
+)
+from stratiflow.config.update import (
+    UPDATE_MODES,
+    UpdateMode,
+    UpdateSettings,
+)
+from stratiflow.config.validation import (
+    FEATURE_TYPES,
+    MISSING_POLICIES,
+    OUTLIER_POLICIES,
+    UNKNOWN_FEATURE_POLICIES,
+    FeatureRule,
+    FeatureType,
+    MissingPolicy,
+    OutlierPolicy,
+    UnknownFeaturePolicy,
+    ValidationSettings,
 )
 
 __all__ = [
@@ -98,8 +117,3 @@ __all__ = [
     "vars_of",
     "with_overrides",
 ]
-
-
-def __getattr__(name: str) -> object:
-    """Private names of the former ``stratiflow.config`` module, for state pickled by it."""
-    return getattr(_former, name)

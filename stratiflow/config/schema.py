@@ -24,8 +24,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from stratiflow.config.fields import DURATION_PATTERN
 from stratiflow.config.model import ModelStep
-from stratiflow.config.settings import DURATION_FIELDS, DURATION_PATTERN, Config, FeatureRule
+from stratiflow.config.settings import DURATION_FIELDS, Config
+from stratiflow.config.validation import FeatureRule
 
 __all__ = ["SCHEMA_PATH", "job_config_schema"]
 

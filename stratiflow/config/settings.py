@@ -25,110 +25,40 @@ import yaml
 
 from stratiflow.config.errors import ConfigError
 from stratiflow.config.fields import (
-    DURATION_PATTERN,
     known_classes,
     no_unknown,
-    parse_duration_ms,
     vars_of,
 )
+from stratiflow.config.job import DURATIONS as _JOB_DURATIONS
 from stratiflow.config.job import (
-    DELIVERY_GUARANTEES,
-    EXECUTION_MODES,
-    STARTING_OFFSETS,
-    STATE_BACKENDS,
-    DeliveryGuarantee,
-    ExecutionMode,
     JobSettings,
     KafkaSettings,
     SnapshotSettings,
-    StartingOffsets,
-    StateBackend,
     Topics,
     parse_job,
     parse_kafka,
     parse_snapshots,
     parse_topics,
-    redact,
 )
-from stratiflow.config.job import DURATIONS as _JOB_DURATIONS
 from stratiflow.config.labels import DURATIONS as _LABELS_DURATIONS
-from stratiflow.config.labels import LABEL_SOURCES, LabelSource, LabelsSettings, parse_labels
+from stratiflow.config.labels import LabelsSettings, parse_labels
 from stratiflow.config.metrics import MetricsSettings, parse_metrics
 from stratiflow.config.model import DEFAULT_MODEL, ModelStep, build_model, is_binary, model_steps
 from stratiflow.config.sampling import DURATIONS as _SAMPLING_DURATIONS
 from stratiflow.config.sampling import (
-    SAMPLING_ORDERS,
-    SAMPLING_STRATEGIES,
-    SamplingOrder,
     SamplingSettings,
-    SamplingStrategy,
     parse_sampling,
 )
 from stratiflow.config.update import DURATIONS as _UPDATE_DURATIONS
-from stratiflow.config.update import UPDATE_MODES, UpdateMode, UpdateSettings, parse_update
+from stratiflow.config.update import UpdateSettings, parse_update
 from stratiflow.config.validation import DURATIONS as _VALIDATION_DURATIONS
 from stratiflow.config.validation import (
-    FEATURE_TYPES,
-    MISSING_POLICIES,
-    OUTLIER_POLICIES,
-    UNKNOWN_FEATURE_POLICIES,
-    FeatureRule,
-    FeatureType,
-    MissingPolicy,
-    OutlierPolicy,
-    UnknownFeaturePolicy,
     ValidationSettings,
     parse_validation,
 )
 from stratiflow.snapshots import SnapshotError, key_from_env, load_snapshot
 
-__all__ = [
-    "DELIVERY_GUARANTEES",
-    "DURATION_FIELDS",
-    "DURATION_PATTERN",
-    "EXECUTION_MODES",
-    "FEATURE_TYPES",
-    "LABEL_SOURCES",
-    "MISSING_POLICIES",
-    "OUTLIER_POLICIES",
-    "SAMPLING_ORDERS",
-    "SAMPLING_STRATEGIES",
-    "STARTING_OFFSETS",
-    "STATE_BACKENDS",
-    "UNKNOWN_FEATURE_POLICIES",
-    "UPDATE_MODES",
-    "Config",
-    "ConfigError",
-    "DeliveryGuarantee",
-    "ExecutionMode",
-    "FeatureRule",
-    "FeatureType",
-    "JobSettings",
-    "KafkaSettings",
-    "LabelSource",
-    "LabelsSettings",
-    "MetricsSettings",
-    "MissingPolicy",
-    "ModelStep",
-    "OutlierPolicy",
-    "SamplingOrder",
-    "SamplingSettings",
-    "SamplingStrategy",
-    "SnapshotSettings",
-    "StartingOffsets",
-    "StateBackend",
-    "Topics",
-    "UnknownFeaturePolicy",
-    "UpdateMode",
-    "UpdateSettings",
-    "ValidationSettings",
-    "load_cli_config",
-    "load_config",
-    "parse_duration_ms",
-    "redact",
-    "vars_of",
-    "with_overrides",
-]
+__all__ = ["DURATION_FIELDS", "Config", "load_cli_config", "load_config", "with_overrides"]
 
 
 @dataclass(frozen=True)

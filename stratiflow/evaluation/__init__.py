@@ -4,7 +4,6 @@ metrics record's parts (``prequential``), and small stream summaries (``sketches
 
 from __future__ import annotations
 
-from stratiflow.evaluation import prequential as _former
 from stratiflow.evaluation.metrics import (
     LOG_LOSS_EPS,
     CumulativeMetrics,
@@ -38,8 +37,3 @@ __all__ = [
     "log_loss_term",
     "score_bin",
 ]
-
-
-def __getattr__(name: str) -> object:
-    """Private names of the former ``stratiflow.evaluation`` module, for state pickled by it."""
-    return getattr(_former, name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from stratiflow.labels import join as _former
 from stratiflow.labels.join import (
     Answer,
     Entry,
@@ -22,8 +21,3 @@ __all__ = [
     "LabelOutcome",
     "labelled_examples",
 ]
-
-
-def __getattr__(name: str) -> object:
-    """Private names of the former ``stratiflow.labels`` module, for state pickled by it."""
-    return getattr(_former, name)

@@ -54,5 +54,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """Private names of the former ``stratiflow.sampling`` module, for state pickled by it."""
+    """Private names of the former ``stratiflow.sampling`` module (``_Pending``, in stage 2's
+    state), for state pickled by it."""
     return getattr(_former, name)
