@@ -144,7 +144,15 @@ class Updater:
 
     @property
     def policy(self) -> UpdatePolicy:
-        return policy_for(self.settings)
+        """The policy ``settings.mode`` names: looked up once per instance (it is asked on
+        every event), kept out of pickles (it is derived from the settings)."""
+        policy: UpdatePolicy | None = self.__dict__.get("_policy")
+        if policy is None:
+            policy = self.__dict__["_policy"] = policy_for(self.settings)
+        return policy
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_policy"}
 
     def add(self, model: Any, x: dict[str, Any], y: Label, *, ts: int) -> list[LearnResult]:
         """Buffer one example at event time ``ts``; returns the learning it triggered.
