@@ -177,13 +177,14 @@ class SampledModelOperator(_KeyedModel):
         if aligner is None:  # not `or`: an aligner holding nothing may still wait for windows
             aligner = EventTimeAligner.of(self.cfg.sampling)
         timers = ctx.timer_service()
+        watermark = timers.current_watermark()
         if isinstance(item, TrainingBatch):
             aligner.add_batch(item)
         elif isinstance(item, LateExample):
             aligner.resolve(item.start)
         else:
-            aligner.add_event(item, timers.current_watermark())
-        for ready in aligner.release(timers.current_watermark()):
+            aligner.add_event(item, watermark)
+        for ready in aligner.release(watermark):
             yield from self._run(state, ready)
         self._wait(aligner, timers)
         self.state.update(state)

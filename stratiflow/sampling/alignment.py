@@ -121,8 +121,8 @@ class EventTimeAligner:
         fire = self._fire(start)
         # The highest watermark seen, not only the caller's: ``resolved`` forgot the
         # windows it closed, and a stale one would wait for a batch that came.
-        seen = max(w for w in (watermark, self.watermark, fire - 1) if w is not None)
-        if fire <= seen or start in self.resolved:
+        closed = max((w for w in (watermark, self.watermark) if w is not None), default=None)
+        if (closed is not None and fire <= closed) or start in self.resolved:
             return
         self.unresolved[start] = fire
 
