@@ -60,7 +60,7 @@ chaos: setup ## fault tests at full size (50k events); writes benchmarks/results
 	STRATIFLOW_SOAK_N=$${STRATIFLOW_SOAK_N:-1000000} \
 	STRATIFLOW_SOAK_RESULTS=$(CURDIR)/benchmarks/results/soak.json \
 	STRATIFLOW_BROKER_RESTART_N=$${STRATIFLOW_BROKER_RESTART_N:-50000} \
-	$(PYTEST) tests/e2e/test_chaos.py tests/e2e/test_broker_restart.py
+	$(PYTEST) tests/e2e/test_chaos.py tests/e2e/test_broker_restart.py tests/e2e/test_netns_cluster.py
 	$(PY) benchmarks/chaos_table.py
 
 bench: setup ## bare River vs a Kafka loop vs the job, same run (200k events); writes benchmarks/results/bench.json and the table in docs/performance.md

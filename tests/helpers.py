@@ -178,3 +178,22 @@ def clocked(events: list[dict[str, Any]], cfg: Config) -> list[dict[str, Any]]:
         reports += handle(state, event, waiting, cfg, now_ms=T0 + 10 * i).reports
     reports.append(final_report(state, cfg, now_ms=T0 + 10 * len(events)))
     return reports
+
+
+def without_wall_clock(stats: list[dict[str, Any]]) -> list[str]:
+    """Window records minus wall-clock time and late counts.
+
+    Late counts travel with a class's next record, and which record that is
+    depends on when Flink fires timers; :func:`late_by_class` checks their totals.
+    """
+    out = []
+    for s in stats:
+        if s["window"] is None:
+            continue
+        record = {k: v for k, v in s.items() if k != "emitted_at"}
+        record["classes"] = {
+            c: {k: v for k, v in counts.items() if k != "late"}
+            for c, counts in s["classes"].items()
+        }
+        out.append(json.dumps(record))
+    return sorted(out)

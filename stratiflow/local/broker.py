@@ -141,15 +141,17 @@ def new_cluster_id() -> str:
 
 
 def server_properties(
-    listeners: Listeners, data_dir: Path, security: Mapping[str, str] | None = None
+    listeners: Listeners,
+    data_dir: Path,
+    security: Mapping[str, str] | None = None,
+    host: str = procs.LOOPBACK,
 ) -> dict[str, str]:
-    """``server.properties`` of a one-node combined broker+controller on loopback.
+    """``server.properties`` of a one-node combined broker+controller on ``host``.
 
     >>> props = server_properties(Listeners(9092, 9093), Path("/d"))
     >>> props["process.roles"], props["listeners"]
     ('broker,controller', 'PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093')
     """
-    host = procs.LOOPBACK
     names = {"PLAINTEXT": listeners.port, "CONTROLLER": listeners.controller_port}
     advertised = {"PLAINTEXT": listeners.port}
     if listeners.sasl_ssl_port is not None and listeners.ssl_port is not None:
@@ -279,6 +281,7 @@ def status(instance: str = "default", paths: LocalPaths | None = None) -> Broker
         log_file=Path(state.get("log", p.broker_log(instance))),
         data_dir=p.broker_data(instance),
         cluster_id=str(layout.get("cluster_id", "")),
+        host=str(state.get("host", procs.LOOPBACK)),
     )
 
 
@@ -387,12 +390,12 @@ def _format(p: LocalPaths, instance: str, cluster_id: str, secure: bool) -> None
     _run_java_with_argfile(args, p.broker_dir(instance), f"formatting {p.broker_data(instance)}")
 
 
-def _allocate(port: int, secure: bool) -> Listeners:
+def _allocate(port: int, secure: bool, host: str = procs.LOOPBACK) -> Listeners:
     taken = {port}
 
     def pick() -> int:
         while True:
-            candidate = procs.free_port()
+            candidate = procs.free_port(host)
             if candidate not in taken:
                 taken.add(candidate)
                 return candidate
@@ -407,7 +410,12 @@ def _allocate(port: int, secure: bool) -> Listeners:
 
 
 def _prepare(
-    port: int, instance: str, p: LocalPaths, secure: bool, log: Callable[[str], object]
+    port: int,
+    instance: str,
+    p: LocalPaths,
+    secure: bool,
+    log: Callable[[str], object],
+    host: str = procs.LOOPBACK,
 ) -> tuple[Listeners, str]:
     """Write the instance's config and format its storage on first start.
 
@@ -438,7 +446,7 @@ def _prepare(
         listeners = _listeners_of(layout, port)
         cluster_id = str(layout["cluster_id"])
     else:
-        listeners = _allocate(port, secure)
+        listeners = _allocate(port, secure, host)
         cluster_id = new_cluster_id()
         if data.exists():
             shutil.rmtree(data)  # a format that never completed
@@ -461,7 +469,7 @@ def _prepare(
     procs.write_private(
         bdir / "server.properties",
         "# written by stratiflow local broker start; edits are overwritten\n"
-        + _properties_text(server_properties(listeners, data, security)),
+        + _properties_text(server_properties(listeners, data, security, host)),
     )
     if formatted is None:
         log(f"formatting Kafka storage {data} (cluster {cluster_id})")
@@ -478,8 +486,14 @@ def start(
     ready_timeout: float = 60.0,
     secure: bool = False,
     log: Callable[[str], object] = lambda _msg: None,
+    host: str = procs.LOOPBACK,
 ) -> BrokerInfo:
-    """Start Apache Kafka on ``127.0.0.1:port`` and wait until it answers Metadata requests.
+    """Start Apache Kafka on ``host:port`` and wait until it answers Metadata requests.
+
+    ``host`` is the address every listener binds to and advertises: loopback by
+    default; another address of this machine (or of its network namespace) makes
+    the broker reachable from other hosts (without a secure listener's certificate
+    naming it: ``--secure`` certificates name 127.0.0.1 and localhost).
 
     Idempotent: if the instance already runs on ``port`` its info is returned
     (with ``already_running=True``). The storage is formatted on first start
@@ -496,9 +510,9 @@ def start(
     p = _paths(paths)
     existing = status(instance, p)
     if existing is not None:
-        if existing.port != port:
+        if existing.port != port or existing.host != host:
             raise LocalInfraError(
-                f"broker instance {instance!r} is already running on port {existing.port} "
+                f"broker instance {instance!r} is already running on {existing.bootstrap} "
                 f"(pid {existing.pid}); stop it first (`stratiflow local broker stop"
                 f"{_flag(instance)}`) or use another --instance"
             )
@@ -534,13 +548,19 @@ def start(
             else "It is the instance's controller or secure listener, fixed when its storage "
             f"was formatted: stop that process or `stratiflow local broker stop --purge"
             f"{_flag(instance)}` to start afresh.",
+            host,
         )
-    listeners, cluster_id = _prepare(port, instance, p, secure, log)
-    return _launch(listeners, cluster_id, instance, p, ready_timeout)
+    listeners, cluster_id = _prepare(port, instance, p, secure, log, host)
+    return _launch(listeners, cluster_id, instance, p, ready_timeout, host)
 
 
 def _launch(
-    listeners: Listeners, cluster_id: str, instance: str, p: LocalPaths, ready_timeout: float
+    listeners: Listeners,
+    cluster_id: str,
+    instance: str,
+    p: LocalPaths,
+    ready_timeout: float,
+    host: str = procs.LOOPBACK,
 ) -> BrokerInfo:
     cmd = broker_command(p, instance)
     log_file = p.broker_log(instance)
@@ -563,6 +583,7 @@ def _launch(
     state = {
         "pid": proc.pid,
         "port": listeners.port,
+        "host": host,
         "controller_port": listeners.controller_port,
         "instance": instance,
         "log": str(log_file),
@@ -577,6 +598,7 @@ def _launch(
         log_file=log_file,
         data_dir=p.broker_data(instance),
         cluster_id=cluster_id,
+        host=host,
     )
     # kafka-python logs every refused connection while the broker starts.
     kafka_log = logging.getLogger("kafka")
@@ -591,7 +613,7 @@ def _launch(
                     f"broker {instance!r} exited with code {proc.returncode} during start-up; "
                     f"last lines of {log_file}:\n{procs.indented(procs.tail(log_file))}"
                 )
-            if procs.port_accepts(listeners.port) and kafka_ready(info.bootstrap):
+            if procs.port_accepts(listeners.port, host) and kafka_ready(info.bootstrap):
                 return info
             if time.monotonic() > deadline:
                 stop(instance, p)

@@ -16,6 +16,7 @@ from typing import Any
 from stratiflow.local import broker, flink, provision
 from stratiflow.local.errors import LocalInfraError
 from stratiflow.local.paths import local_paths
+from stratiflow.local.procs import LOOPBACK
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -75,11 +76,14 @@ def cmd_broker(args: argparse.Namespace) -> int:
         raise LocalInfraError("--secure goes with `start` (stop and status need no flag)")
     if args.purge and args.action != "stop":
         raise LocalInfraError("--purge goes with `stop`")
+    if args.host is not None and args.action != "start":
+        raise LocalInfraError("--host goes with `start`")
     if args.action == "start":
         info = broker.start(
             port,
             instance=args.instance,
             secure=args.secure,
+            host=args.host or LOOPBACK,
             log=lambda msg: print(msg, file=sys.stderr),
         )
         state = "already running" if info.already_running else "ready"
@@ -209,7 +213,12 @@ def add_local_commands(subparsers: Any) -> None:
     p.add_argument(
         "--port",
         type=int,
-        help=f"PLAINTEXT listener on 127.0.0.1:PORT (default {broker.DEFAULT_PORT})",
+        help=f"PLAINTEXT listener on HOST:PORT (default {broker.DEFAULT_PORT})",
+    )
+    p.add_argument(
+        "--host",
+        help="start: the address every listener binds to and advertises (default 127.0.0.1; "
+        "another address of this machine makes the broker reachable from other hosts)",
     )
     p.add_argument("--instance", default="default", help="name of this broker (default: default)")
     p.add_argument(

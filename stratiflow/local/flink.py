@@ -181,23 +181,31 @@ def cluster_options(
     slots: int,
     instance_dir: Path,
     python: str | None = None,
+    host: str = procs.LOOPBACK,
+    jobmanager_host: str | None = None,
 ) -> dict[str, Any]:
-    """The options this module sets on top of the shipped ``config.yaml``."""
+    """The options this module sets on top of the shipped ``config.yaml``.
+
+    ``host`` is the address the daemon started with these options binds to and
+    announces; ``jobmanager_host`` where the JobManager is (``host`` by default).
+    Both are loopback for the local cluster; a TaskManager on another host (or
+    network namespace) gets its own address and the JobManager's.
+    """
     python = python or sys.executable
-    host = procs.LOOPBACK
+    jobmanager_host = jobmanager_host or host
     return {
         "taskmanager.numberOfTaskSlots": slots,
         "parallelism.default": 1,
         "rest.port": rest_port,
         # Loopback only, and 127.0.0.1 rather than "localhost" so that nothing
         # resolves to ::1 on hosts where Flink then listens on IPv4.
-        "rest.address": host,
-        "rest.bind-address": host,
-        "jobmanager.rpc.address": host,
+        "rest.address": jobmanager_host,
+        "rest.bind-address": jobmanager_host,
+        "jobmanager.rpc.address": jobmanager_host,
         # Fixed per instance (the TaskManager must know it); 6123 would clash
         # between two clusters on one machine.
         "jobmanager.rpc.port": rpc_port,
-        "jobmanager.bind-host": host,
+        "jobmanager.bind-host": jobmanager_host,
         "taskmanager.bind-host": host,
         "taskmanager.host": host,
         # Python workers and the job client run with this venv's interpreter,

@@ -143,11 +143,11 @@ def describe_listener(port: int) -> str | None:
     return None
 
 
-def ensure_port_free(port: int, what: str, hint: str) -> None:
-    """Raise ``LocalInfraError`` if ``port`` is taken on the loopback address."""
+def ensure_port_free(port: int, what: str, hint: str, host: str = LOOPBACK) -> None:
+    """Raise ``LocalInfraError`` if ``port`` is taken on ``host`` (loopback by default)."""
     if not 0 < port < 65536:
         raise LocalInfraError(f"invalid port {port} for {what}: use 1-65535")
-    if port_is_free(port):
+    if port_is_free(port, host):
         return
     holder = describe_listener(port)
     by = f" by {holder}" if holder else ""

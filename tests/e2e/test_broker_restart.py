@@ -28,7 +28,7 @@ from stratiflow.local.procs import free_port, pid_alive
 from stratiflow.records import to_json_bytes
 from tests.e2e.cli import run_cli, write_config
 from tests.e2e.conftest import KEEP_LOGS, BrokerHandle, FlinkHandle
-from tests.e2e.test_chaos import START_TS, count, record_result, rest, send_paced, wait_for
+from tests.e2e.faults import START_TS, count, record_result, rest, send_paced, wait_for
 from tests.helpers import topic_values
 
 pytestmark = pytest.mark.e2e

@@ -13,9 +13,8 @@ import os
 import signal
 import threading
 import time
-import urllib.request
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,10 @@ from stratiflow.local.procs import descendants, free_port, rss_mb
 from stratiflow.records import class_key, to_json_bytes
 from stratiflow.runner.replay import replay
 from tests.e2e.cli import run_cli, write_config
-from tests.flink.test_sampling import without_wall_clock
-from tests.helpers import topic_values
+from tests.e2e.faults import START_TS, N, count, record_result, rest, send_paced, wait_for
+from tests.helpers import topic_values, without_wall_clock
 
 pytestmark = pytest.mark.e2e
-
-N = int(os.environ.get("STRATIFLOW_CHAOS_N", "4000"))
-RESULTS = os.environ.get("STRATIFLOW_CHAOS_RESULTS")
-START_TS = 1_700_000_000_000
 
 
 @pytest.fixture(scope="module")
@@ -69,62 +64,10 @@ def chaos_cluster(chaos_cluster_of_the_module, local_paths):
     wait_for(settled, 60, "the test's jobs to stop")
 
 
-def rest(port: int, path: str, method: str = "GET") -> Any:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    with urllib.request.urlopen(request, timeout=5) as response:
-        body = response.read()
-    return json.loads(body) if body else None
-
-
 def running_job(port: int) -> str:
     jobs = [j for j in rest(port, "/jobs")["jobs"] if j["status"] == "RUNNING"]
     assert len(jobs) == 1, jobs
     return str(jobs[0]["id"])
-
-
-def count(bootstrap: str, topic: str) -> int:
-    return kafka_io.count_records(bootstrap, topic)
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 0.5) -> float:
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
-    return time.monotonic() - start
-
-
-def send_paced(
-    send: Callable[[int], None],
-    first: int,
-    last: int,
-    rate: float,
-    sent: list[int],
-    *,
-    wait: Callable[[float], object] = time.sleep,
-) -> None:
-    """``send(i)`` for i in [first, last) at ``rate`` per second; ``sent[0]`` follows along.
-
-    ``wait`` sleeps between sends: an ``Event.wait`` stops the pacing once it is set.
-    """
-    start = time.monotonic()
-    for i in range(first, last):
-        delay = start + (i - first) / rate - time.monotonic()
-        if delay > 0:
-            wait(delay)
-        send(i)
-        sent[0] = i + 1
-
-
-def record_result(row: dict[str, Any]) -> None:
-    if not RESULTS:
-        return
-    path = Path(RESULTS)
-    rows = json.loads(path.read_text()) if path.exists() else []
-    rows = [r for r in rows if r["fault"] != row["fault"]] + [row]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 def test_taskmanager_killed_mid_stream_recovers_from_its_checkpoint(

@@ -25,7 +25,7 @@ from stratiflow.io.sources import river_events
 from stratiflow.local.procs import descendants, job_environ
 from stratiflow.records import to_json_bytes
 from tests.e2e.cli import STRATIFLOW, run_cli, write_config
-from tests.e2e.test_chaos import START_TS, count, send_paced, wait_for
+from tests.e2e.faults import START_TS, count, send_paced, wait_for
 from tests.helpers import topic_values
 
 pytestmark = pytest.mark.e2e

@@ -24,7 +24,7 @@ from stratiflow.io.sources import river_events
 from stratiflow.local.procs import job_environ
 from stratiflow.records import class_key
 from stratiflow.runner.replay import replay
-from tests.helpers import read_jsonl
+from tests.helpers import read_jsonl, without_wall_clock
 
 pytestmark = pytest.mark.flink
 
@@ -50,25 +50,6 @@ def with_late_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for i, e in enumerate(events[-LATE:]):
         e["ts"] = i * 10
     return events
-
-
-def without_wall_clock(stats: list[dict[str, Any]]) -> list[str]:
-    """Window records minus wall-clock time and late counts.
-
-    Late counts travel with a class's next record, and which record that is
-    depends on when Flink fires timers; :func:`late_by_class` checks their totals.
-    """
-    out = []
-    for s in stats:
-        if s["window"] is None:
-            continue
-        record = {k: v for k, v in s.items() if k != "emitted_at"}
-        record["classes"] = {
-            c: {k: v for k, v in counts.items() if k != "late"}
-            for c, counts in s["classes"].items()
-        }
-        out.append(json.dumps(record))
-    return sorted(out)
 
 
 def late_by_class(stats: list[dict[str, Any]]) -> Counter[tuple[str, str]]:

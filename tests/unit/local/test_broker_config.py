@@ -383,8 +383,10 @@ def test_start_of_a_running_instance(
     proc = _run_stand_in(stand_ins, paths, INSTANCE, 19092)
     info = broker.start(19092, instance=INSTANCE, paths=paths)
     assert info.already_running and info.pid == proc.pid
-    with pytest.raises(LocalInfraError, match=r"already running on port 19092"):
+    with pytest.raises(LocalInfraError, match=r"already running on 127.0.0.1:19092"):
         broker.start(19099, instance=INSTANCE, paths=paths)
+    with pytest.raises(LocalInfraError, match=r"already running on 127.0.0.1:19092"):
+        broker.start(19092, instance=INSTANCE, paths=paths, host="10.9.9.9")
     with pytest.raises(LocalInfraError, match=r"already running without --secure"):
         broker.start(19092, instance=INSTANCE, paths=paths, secure=True)
     assert proc.poll() is None
@@ -529,3 +531,10 @@ def test_tls_material_is_private_and_the_client_certificate_verifies(tmp_path: P
     props = tls.broker_properties(material)
     assert props["ssl.keystore.password"] == material.keystore_password_file.read_text().strip()
     assert props["listener.name.ssl.ssl.client.auth"] == "required"
+
+
+def test_server_properties_on_another_address_bind_and_advertise_it() -> None:
+    props = broker.server_properties(Listeners(9092, 40001), Path("/d"), host="10.1.2.3")
+    assert props["listeners"] == "PLAINTEXT://10.1.2.3:9092,CONTROLLER://10.1.2.3:40001"
+    assert props["advertised.listeners"] == "PLAINTEXT://10.1.2.3:9092"
+    assert props["controller.quorum.bootstrap.servers"] == "10.1.2.3:40001"

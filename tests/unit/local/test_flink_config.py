@@ -151,3 +151,17 @@ def test_missing_java_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
 def test_slots_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(LocalInfraError, match="at least 1"):
         flink.start(18081, slots=0, instance="unit", paths=LocalPaths(tmp_path))
+
+
+def test_a_taskmanager_elsewhere_binds_its_own_address_and_finds_the_jobmanager(
+    tmp_path: Path,
+) -> None:
+    options = flink.cluster_options(
+        rest_port=8081, rpc_port=6123, slots=1, instance_dir=tmp_path,
+        host="10.0.0.3", jobmanager_host="10.0.0.2",
+    )  # fmt: skip
+    assert options["taskmanager.host"] == options["taskmanager.bind-host"] == "10.0.0.3"
+    for key in ("jobmanager.rpc.address", "jobmanager.bind-host", "rest.address"):
+        assert options[key] == "10.0.0.2", key
+    local = flink.cluster_options(rest_port=8081, rpc_port=6123, slots=1, instance_dir=tmp_path)
+    assert {local[k] for k in ("taskmanager.host", "rest.address")} == {"127.0.0.1"}
