@@ -487,7 +487,14 @@ def measure_stratiflow(
     config = work / f"job-{run}.yaml"
     config.write_text(yaml.safe_dump(cfg))
     sets = [f"--set={k}={v}" for k, v in variant.overrides.items()]
-    command = [sys.executable, "-m", "jobs.train_predict", "--config", str(config), "--bounded"]
+    command = [
+        sys.executable,
+        "-m",
+        "stratiflow.jobs.train_predict",
+        "--config",
+        str(config),
+        "--bounded",
+    ]
     child = run_child([*command, *sets], timeout=timeout, env=job_environ())
     predictions = read_predictions(bootstrap, cfg["topics"]["predictions"], n)
     by_id = {p["id"]: p for p in predictions}
@@ -552,7 +559,7 @@ def measure_latency(
     log = work / f"job-{run}.log"
     with log.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jobs.train_predict", "--config", str(config), *sets],
+            [sys.executable, "-m", "stratiflow.jobs.train_predict", "--config", str(config), *sets],
             cwd=ROOT,
             env=job_environ(),
             stdout=log_file,

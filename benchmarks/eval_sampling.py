@@ -41,7 +41,7 @@ def evaluate(events: list[dict[str, Any]], sampling: dict[str, Any], flink: bool
     cfg = load_config({"sampling": {**sampling, "window": "1s", "max_out_of_orderness": 0}})
     t0 = time.perf_counter()
     if flink:
-        from jobs.backtest import run_backtest
+        from stratiflow.jobs.backtest import run_backtest
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "events.jsonl"

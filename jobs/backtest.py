@@ -10,11 +10,11 @@ from pathlib import Path
 
 from pyflink.common import Types
 
-from jobs.runtime import SetupError, create_env
-from jobs.train_predict import build_pipeline, config_from_args
-from operators.raw import KEYED_RAW_RECORD, raw_row
 from stratiflow.config import Config, ConfigError
 from stratiflow.io.sources import jsonl_lines
+from stratiflow.jobs.runtime import SetupError, create_env
+from stratiflow.jobs.train_predict import build_pipeline, config_from_args
+from stratiflow.operators.raw import KEYED_RAW_RECORD, raw_row
 
 OUTPUT_FILES = {
     "p": "predictions.jsonl",

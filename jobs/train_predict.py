@@ -15,17 +15,22 @@ from kafka.errors import KafkaError
 from pyflink.common import Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
-from jobs.runtime import SetupError, create_env
-from operators.connectors import events_source, string_sink
-from operators.labels import JoinLabels
-from operators.model import RawModelOperator, SampledModelOperator
-from operators.parse import ParseEvents
-from operators.raw import RAW_BATCH, RAW_RECORD, batch_by_model_key, key_by_model_key
-from operators.sampler import AllocateWindow, ClassReservoirs, class_stratum, event_time_watermarks
-from operators.tags import DEAD_LETTERS, METRICS, SAMPLING_STATS, side_output
 from stratiflow.config import Config, ConfigError, load_cli_config
 from stratiflow.io.kafka import end_offsets
+from stratiflow.jobs.runtime import SetupError, create_env
 from stratiflow.labels import labelled_examples
+from stratiflow.operators.connectors import events_source, string_sink
+from stratiflow.operators.labels import JoinLabels
+from stratiflow.operators.model import RawModelOperator, SampledModelOperator
+from stratiflow.operators.parse import ParseEvents
+from stratiflow.operators.raw import RAW_BATCH, RAW_RECORD, batch_by_model_key, key_by_model_key
+from stratiflow.operators.sampler import (
+    AllocateWindow,
+    ClassReservoirs,
+    class_stratum,
+    event_time_watermarks,
+)
+from stratiflow.operators.tags import DEAD_LETTERS, METRICS, SAMPLING_STATS, side_output
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ def build_pipeline(
 ) -> PipelineOutputs:
     """Wire parse+validate → (label join) → (sampler) → key_by(model key) → model operator.
 
-    ``raw`` is any stream of :data:`operators.raw.KEYED_RAW_RECORD` rows: the Kafka
+    ``raw`` is any stream of :data:`stratiflow.operators.raw.KEYED_RAW_RECORD` rows: the Kafka
     source in production, a bounded collection in the backtest and tests.
     ``raw_labels`` is the labels topic's stream when ``labels.source`` is
     ``topic``. ``parse_parallelism`` must equal the source's parallelism when

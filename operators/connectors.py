@@ -55,7 +55,7 @@ def events_source(
 ) -> KafkaSource:
     """The events topic (or ``topic``) as keyed raw records, bounded at ``stop_offsets``.
 
-    See :data:`operators.raw.KEYED_RAW_RECORD`.
+    See :data:`stratiflow.operators.raw.KEYED_RAW_RECORD`.
     """
     topic = topic or cfg.topics.events
     jvm = get_gateway().jvm

@@ -98,7 +98,7 @@ class JoinLabels(KeyedProcessFunction):
     Emits events, :class:`~stratiflow.labels.Answer`, :class:`~stratiflow.labels.Expiry`
     and :class:`~stratiflow.labels.LabelOutcome` items; the model operator scores,
     learns, counts and dead-letters them. (With ``sampling.strategy: none`` the
-    model operator runs the join itself; see :mod:`operators.model`.)
+    model operator runs the join itself; see :mod:`stratiflow.operators.model`.)
     """
 
     def __init__(self, cfg: Config) -> None:

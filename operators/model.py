@@ -27,12 +27,12 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
-from operators.labels import KeyedLabelJoin, MapStateView, map_state
-from operators.parse import RawParser
-from operators.raw import unpack
-from operators.tags import END_OF_INPUT, METRICS, dead_letter
 from stratiflow.config import Config
 from stratiflow.learning.learner import ModelState
+from stratiflow.operators.labels import KeyedLabelJoin, MapStateView, map_state
+from stratiflow.operators.parse import RawParser
+from stratiflow.operators.raw import unpack
+from stratiflow.operators.tags import END_OF_INPUT, METRICS, dead_letter
 from stratiflow.records import DeadLetter, Event, Rejection, to_json
 from stratiflow.runner.keyed import Item, final_report, handle
 from stratiflow.sampling import EventTimeAligner, LateExample, TrainingBatch
@@ -90,7 +90,7 @@ class RawModelOperator(_KeyedModel):
     """Raw records of one key → parse, validate, join labels, predict, score, learn.
 
     An input element is one raw record, or a batch of them (a list, from
-    :func:`operators.raw.batch_by_model_key`) in arrival order.
+    :func:`stratiflow.operators.raw.batch_by_model_key`) in arrival order.
     """
 
     def __init__(self, cfg: Config) -> None:

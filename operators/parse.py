@@ -9,10 +9,10 @@ from typing import Any
 
 from pyflink.datastream import ProcessFunction
 
-from operators.raw import raw_of, unpack
-from operators.tags import dead_letter
 from stratiflow.config import Config
 from stratiflow.learning.learner import build_model, label_policy
+from stratiflow.operators.raw import raw_of, unpack
+from stratiflow.operators.tags import dead_letter
 from stratiflow.records import DeadLetter, Event, LabelRecord, Rejection
 from stratiflow.validation.parse import Limits, parse_event
 

@@ -18,8 +18,8 @@ from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
-from operators.tags import END_OF_INPUT, SAMPLING_STATS
 from stratiflow.config import Config, SamplingSettings
+from stratiflow.operators.tags import END_OF_INPUT, SAMPLING_STATS
 from stratiflow.records import Event, class_key, to_json
 from stratiflow.sampling import (
     ClassSummary,

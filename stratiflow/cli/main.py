@@ -32,7 +32,8 @@ from stratiflow.local.procs import job_environ
 from stratiflow.records import Rejection, to_json_bytes
 from stratiflow.snapshots import SnapshotError, key_from_env, write_snapshot
 
-JOBS_DIR = REPO_ROOT / "jobs"
+#: The job graphs ``flink run -py`` gets: ``jobs/`` of the repo, installed as ``stratiflow.jobs``.
+JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 
 
 # -- shared helpers -------------------------------------------------------------------------
@@ -285,7 +286,7 @@ def submit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
     env = job_environ()
     job = str(JOBS_DIR / "train_predict.py")
     if not args.jobmanager:
-        local = [sys.executable, "-m", "jobs.train_predict", *_job_args(args)]
+        local = [sys.executable, "-m", "stratiflow.jobs.train_predict", *_job_args(args)]
         if args.from_savepoint:
             local += ["--from-savepoint", args.from_savepoint]
         return local, env

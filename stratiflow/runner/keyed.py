@@ -1,9 +1,10 @@
 """What the model operator does with each input item, for one model key.
 
-The Flink model operators (:mod:`operators.model`) and :func:`stratiflow.runner.replay.replay`
-both call :func:`handle`, so they emit the same predictions, dead letters and
-reports for the same items in the same order. An item is an event, a delayed
-label's outcome (:mod:`stratiflow.labels.join`) or a sampler's training batch.
+The Flink model operators (:mod:`stratiflow.operators.model`) and
+:func:`stratiflow.runner.replay.replay` both call :func:`handle`, so they emit the
+same predictions, dead letters and reports for the same items in the same order.
+An item is an event, a delayed label's outcome (:mod:`stratiflow.labels.join`) or a
+sampler's training batch.
 
 >>> from stratiflow.config import load_config
 >>> from stratiflow.records import Event

@@ -13,8 +13,8 @@ from collections import Counter
 
 import pytest
 
-from jobs.backtest import run_backtest
 from stratiflow.config import load_config
+from stratiflow.jobs.backtest import run_backtest
 from tests.fuzz import corpus, expected_outcomes
 from tests.helpers import read_jsonl
 
@@ -53,7 +53,7 @@ def test_the_java_model_key_agrees_with_the_python_one_on_every_accepted_record(
     # train another key's model (the operator would dead-letter it as misrouted).
     from pyflink.java_gateway import get_gateway
 
-    from jobs.runtime import create_env
+    from stratiflow.jobs.runtime import create_env
     from stratiflow.records import Event, LabelRecord
     from stratiflow.validation.parse import model_key_of, parse_event
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from jobs.backtest import run_backtest
 from stratiflow.config import load_config
 from stratiflow.io.sources import river_events, with_delayed_labels
+from stratiflow.jobs.backtest import run_backtest
 from stratiflow.records import class_key
 from stratiflow.runner.replay import replay
 from tests.helpers import read_jsonl

@@ -5,8 +5,8 @@ from collections import Counter
 
 import pytest
 
-from jobs.backtest import run_backtest
 from stratiflow.config import load_config
+from stratiflow.jobs.backtest import run_backtest
 from tests.helpers import (
     assert_matches_river,
     phishing_accuracy,
@@ -148,9 +148,9 @@ def test_in_memory_records_with_no_value_are_dead_lettered_with_raw_null(batch_s
     be null) and its dead letter has raw null; a zero-byte value's has raw ""."""
     from pyflink.common import Types
 
-    from jobs.runtime import create_env
-    from jobs.train_predict import build_pipeline
-    from operators.raw import KEYED_RAW_RECORD, raw_row
+    from stratiflow.jobs.runtime import create_env
+    from stratiflow.jobs.train_predict import build_pipeline
+    from stratiflow.operators.raw import KEYED_RAW_RECORD, raw_row
 
     events = phishing_events()[:12]
     values = [json.dumps(e).encode() for e in events]
@@ -178,9 +178,9 @@ def test_every_keyed_python_operator_checkpoints_its_last_bundles_timers(strateg
     """PyFlink 2.3's keyed operator leaves a checkpoint without the timers of its last
     bundle; the job's keyed operators are stratiflow's subclass, which drains them first
     (tests/e2e/test_chaos.py restores a sampled job from a savepoint)."""
-    from jobs.runtime import create_env
-    from jobs.train_predict import build_pipeline
-    from operators.raw import KEYED_RAW_RECORD, raw_row
+    from stratiflow.jobs.runtime import create_env
+    from stratiflow.jobs.train_predict import build_pipeline
+    from stratiflow.operators.raw import KEYED_RAW_RECORD, raw_row
 
     sampling = {"strategy": strategy, **({"budget": 100} if strategy != "none" else {})}
     cfg = load_config({"sampling": sampling})

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.backtest import run_backtest
 from stratiflow.config import load_config
 from stratiflow.io.sources import river_events
+from stratiflow.jobs.backtest import run_backtest
 from stratiflow.local.procs import job_environ
 from stratiflow.records import class_key
 from stratiflow.runner.replay import replay
@@ -139,7 +139,15 @@ def test_the_job_in_thread_mode_equals_the_pure_core(tmp_path, strategy):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(raw))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "jobs.backtest", "--events", str(path), "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "stratiflow.jobs.backtest",
+        "--events",
+        str(path),
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(
         [*command, "--config", str(config)],
         cwd=REPO_ROOT,

@@ -31,13 +31,15 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
 def test_the_layering_contracts_hold() -> None:
     done = lint_imports(REPO)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 kept, 0 broken" in done.stdout
+    assert "4 kept, 0 broken" in done.stdout
 
 
 def test_a_back_import_breaks_the_layering_check(tmp_path: Path) -> None:
     """The records (the bottom layer) importing the runner (above it) fails ``make lint``."""
-    for name in ("stratiflow", "jobs", "operators"):
-        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("*.pyc"))
+    # Follows the stratiflow/jobs and stratiflow/operators links: a copy of every module.
+    shutil.copytree(
+        REPO / "stratiflow", tmp_path / "stratiflow", ignore=shutil.ignore_patterns("*.pyc")
+    )
     shutil.copy(REPO / "pyproject.toml", tmp_path)
     records = tmp_path / "stratiflow" / "records.py"
     records.write_text(records.read_text() + "\nfrom stratiflow.runner import replay  # noqa\n")
@@ -47,7 +49,7 @@ def test_a_back_import_breaks_the_layering_check(tmp_path: Path) -> None:
 
 
 def test_no_module_imports_itself_through_others() -> None:
-    graph = grimp.build_graph("stratiflow", "jobs", "operators", cache_dir=None)
+    graph = grimp.build_graph("stratiflow", cache_dir=None)
     cycles = []
     for module in sorted(graph.modules):
         for imported in graph.find_modules_directly_imported_by(module):
@@ -55,3 +57,40 @@ def test_no_module_imports_itself_through_others() -> None:
             if path is not None:
                 cycles.append(" -> ".join((module, *path)))
     assert cycles == []
+
+
+def test_the_distribution_installs_one_top_level_package() -> None:
+    """``jobs/`` and ``operators/`` reach the wheel as ``stratiflow.jobs`` and
+    ``stratiflow.operators`` (links in ``stratiflow/``), never as generic top-level names."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    for name in ("jobs", "operators"):
+        link = REPO / "stratiflow" / name
+        assert link.is_symlink() and link.resolve() == (REPO / name).resolve()
+    find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    packages = find_packages(str(REPO), include=find["find"]["include"])
+    assert {"stratiflow.jobs", "stratiflow.operators"} <= set(packages)
+    assert {p.split(".")[0] for p in packages} == {"stratiflow"}
+
+
+def test_no_module_imports_the_bare_jobs_or_operators_names() -> None:
+    import ast
+
+    offenders = []
+    for path in sorted(REPO.glob("**/*.py")):
+        if {".venv", ".stratiflow", "site"} & set(path.relative_to(REPO).parts):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [
+                f"{path.relative_to(REPO)}: {n}"
+                for n in names
+                if n.split(".")[0] in ("jobs", "operators")
+            ]
+    assert offenders == []

@@ -269,8 +269,8 @@ def test_topic_service_creates_the_topics_the_job_uses() -> None:
 
 
 def test_compose_runs_the_job_script_as_documented() -> None:
-    from jobs.train_predict import parse_args
     from stratiflow.cli.main import build_parser
+    from stratiflow.jobs.train_predict import parse_args
 
     words = shell_words(script_of("submit"))
     assert words[:4] == ["flink", "run", "-m", "jobmanager:8081"]
@@ -360,7 +360,7 @@ def test_parallelism_agrees_everywhere() -> None:
 
 
 def test_flinkdeployment_runs_the_job_in_application_mode() -> None:
-    from jobs.train_predict import parse_args
+    from stratiflow.jobs.train_predict import parse_args
 
     spec = flinkdeployment()["spec"]
     job = spec["job"]

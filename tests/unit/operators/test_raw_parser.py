@@ -8,9 +8,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from operators.parse import RawParser
-from operators.raw import raw_of, raw_row, unpack
 from stratiflow.config import load_config
+from stratiflow.operators.parse import RawParser
+from stratiflow.operators.raw import raw_of, raw_row, unpack
 from stratiflow.records import DeadLetter, Event, SourceRef, to_json
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
