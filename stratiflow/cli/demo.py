@@ -13,6 +13,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from kafka import TopicPartition
+
 from stratiflow.cli.tables import format_record
 from stratiflow.io import kafka as kafka_io
 from stratiflow.io.sources import river_events
@@ -117,7 +119,6 @@ def _run(bootstrap: str, started: float) -> int:
     final: dict[str, Any] | None = None
 
     reader = kafka_io.consumer(bootstrap)
-    from kafka import TopicPartition
 
     reader.assign([TopicPartition("metrics", 0)])
     reader.seek_to_beginning()

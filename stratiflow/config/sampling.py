@@ -16,6 +16,7 @@ __all__ = [
     "DURATIONS",
     "SAMPLING_ORDERS",
     "SAMPLING_STRATEGIES",
+    "USED_BY",
     "SamplingOrder",
     "SamplingSettings",
     "SamplingStrategy",
@@ -34,6 +35,22 @@ DURATIONS = (
     "idle_timeout",
     "watermark_interval",
 )
+
+
+#: The strategy-specific fields and the strategies that use them (each allocation class
+#: in :mod:`stratiflow.sampling.allocation` declares the same in its ``uses``); any other
+#: strategy refuses them when they differ from their default, with the phrase given here.
+USED_BY: dict[str, tuple[tuple[SamplingStrategy, ...], str]] = {
+    "rate": (("uniform",), "uses a rate"),
+    "budget": (("balanced", "target"), "use a budget"),
+    "decay": (("balanced", "target"), "use decay"),
+    "oversample": (
+        ("balanced", "target"),
+        "top up short classes (use strategy: oversample to grow every class)",
+    ),
+    "synthetic": (("oversample",), "makes synthetic examples"),
+    "target": (("target",), "uses a class mix"),
+}
 
 
 @dataclass(frozen=True)
@@ -109,26 +126,14 @@ def parse_sampling(raw: dict[str, Any]) -> SamplingSettings:
         raise ConfigError("sampling.rate", f"must be in (0, 1], got {sampling.rate!r}")
     if not 0.0 <= sampling.decay < 1.0:
         raise ConfigError("sampling.decay", f"must be in [0, 1), got {sampling.decay!r}")
-    if strategy in ("balanced", "target") and sampling.budget <= 0:
+    defaults = SamplingSettings()
+    for name, (users, what) in USED_BY.items():
+        if strategy not in users and getattr(sampling, name) != getattr(defaults, name):
+            raise ConfigError(
+                f"sampling.{name}", f"only {' and '.join(users)} {what}, not {strategy}"
+            )
+    if strategy in USED_BY["budget"][0] and sampling.budget <= 0:
         raise ConfigError("sampling.budget", f"{strategy} needs a budget > 0 examples per window")
-    if sampling.budget and strategy not in ("balanced", "target"):
-        raise ConfigError(
-            "sampling.budget", f"only balanced and target use a budget, not {strategy}"
-        )
-    if sampling.rate != SamplingSettings.rate and strategy != "uniform":
-        raise ConfigError("sampling.rate", f"only uniform uses a rate, not {strategy}")
-    if sampling.decay and strategy not in ("balanced", "target"):
-        raise ConfigError("sampling.decay", f"only balanced and target use decay, not {strategy}")
-    if sampling.oversample and strategy not in ("balanced", "target"):
-        raise ConfigError(
-            "sampling.oversample",
-            f"only balanced and target top up short classes (strategy is {strategy}; "
-            "use strategy: oversample to grow every class)",
-        )
-    if sampling.synthetic and strategy != "oversample":
-        raise ConfigError(
-            "sampling.synthetic", f"only oversample makes synthetic examples, not {strategy}"
-        )
     if strategy == "target":
         if not target:
             raise ConfigError("sampling.target", "target needs a class mix {class: share}")
@@ -140,8 +145,4 @@ def parse_sampling(raw: dict[str, Any]) -> SamplingSettings:
             raise ConfigError("sampling.target", f"shares must sum to 1, they sum to {total:g}")
         if sampling.classes:
             known_classes(sampling.target, sampling.classes, "sampling.classes lists")
-    elif target:
-        raise ConfigError(
-            "sampling.target", f"only the target strategy uses a class mix, not {strategy}"
-        )
     return sampling

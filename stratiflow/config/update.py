@@ -13,6 +13,7 @@ from stratiflow.config.fields import choice, parse_duration_ms, read_section
 __all__ = [
     "DURATIONS",
     "UPDATE_MODES",
+    "USED_BY",
     "UpdateMode",
     "UpdateSettings",
     "parse_update",
@@ -22,6 +23,14 @@ UpdateMode = Literal["per_sample", "micro_batch", "periodic"]
 UPDATE_MODES: tuple[str, ...] = get_args(UpdateMode)
 #: The fields given as durations.
 DURATIONS = ("interval",)
+
+
+#: The mode-specific fields and the modes that use them (each policy class in
+#: :mod:`stratiflow.learning.updates` declares the same in its ``uses``).
+USED_BY: dict[str, tuple[tuple[UpdateMode, ...], str]] = {
+    "batch_size": (("micro_batch",), "uses a batch size"),
+    "interval": (("micro_batch", "periodic"), "use an interval (per_sample learns at once)"),
+}
 
 
 @dataclass(frozen=True)
@@ -45,12 +54,11 @@ def parse_update(raw: dict[str, Any]) -> UpdateSettings:
     if update.batch_size < 1:
         raise ConfigError("update.batch_size", "must be at least 1")
     defaults = UpdateSettings()
+    for name, (users, what) in USED_BY.items():
+        if update.mode not in users and getattr(update, name) != getattr(defaults, name):
+            raise ConfigError(
+                f"update.{name}", f"only {' and '.join(users)} {what}, not {update.mode}"
+            )
     if update.mode == "periodic" and update.interval == 0:
         raise ConfigError("update.interval", "periodic updates need an interval, e.g. 10s")
-    if update.mode != "micro_batch" and update.batch_size != defaults.batch_size:
-        raise ConfigError(
-            "update.batch_size", f"only micro_batch uses a batch size, not {update.mode}"
-        )
-    if update.mode == "per_sample" and update.interval != defaults.interval:
-        raise ConfigError("update.interval", "per_sample learns at once; it has no interval")
     return update

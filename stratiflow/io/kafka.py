@@ -25,6 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
 from stratiflow.config import ConfigError, redact
 
 # Java client property → kafka-python keyword. Properties kafka-python has no
@@ -161,8 +165,6 @@ def secret_environ(properties: Mapping[str, str], environ: Mapping[str, str]) ->
 
 def producer(bootstrap: str, properties: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
     """A kafka-python producer tuned for bulk sends (batched, acks=all)."""
-    from kafka import KafkaProducer
-
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "acks": "all",
@@ -180,8 +182,6 @@ def producer(bootstrap: str, properties: Mapping[str, str] | None = None, **kwar
 
 def consumer(bootstrap: str, properties: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
     """A kafka-python consumer without a group (partitions are assigned manually)."""
-    from kafka import KafkaConsumer
-
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "enable_auto_commit": False,
@@ -195,8 +195,6 @@ def consumer(bootstrap: str, properties: Mapping[str, str] | None = None, **kwar
 
 
 def _admin(bootstrap: str, properties: Mapping[str, str] | None) -> Any:
-    from kafka.admin import KafkaAdminClient
-
     return KafkaAdminClient(bootstrap_servers=bootstrap, **client_options(properties or {}))
 
 
@@ -206,9 +204,6 @@ def ensure_topics(
     properties: Mapping[str, str] | None = None,
 ) -> None:
     """Create the topics that do not exist yet, with the given partition counts."""
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
     admin = _admin(bootstrap, properties)
     try:
         existing = set(admin.list_topics())
@@ -251,7 +246,6 @@ def end_offsets(
     That is each partition's last stable offset: the high-water mark, unless a
     transaction is still open, whose records a committed read cannot pass yet.
     """
-    from kafka import TopicPartition
 
     ids = partitions(bootstrap, topic, properties)
     if not ids:
@@ -278,7 +272,6 @@ def count_records(
     take theirs. This reads up to each partition's last stable offset, which a
     ``read_committed`` consumer's end offset is, and counts what it gets.
     """
-    from kafka import TopicPartition
 
     ids = partitions(bootstrap, topic, properties)
     if not ids:  # not created yet (a job's output topic before its first record)
@@ -322,7 +315,6 @@ def read_topic(
     (unless ``follow``, which waits forever). ``read_uncommitted`` also shows
     records of open and aborted transactions (for debugging).
     """
-    from kafka import TopicPartition
 
     ids = partitions(bootstrap, topic, properties, timeout_s=idle_timeout_s if not follow else 60)
     if not ids:
@@ -389,7 +381,6 @@ def open_transactions(
     one its job left open when it died blocks ``read_committed`` readers of the
     partitions it wrote to until it is aborted or times out.
     """
-    from kafka.errors import KafkaError
 
     admin = _admin(bootstrap, properties)
     try:

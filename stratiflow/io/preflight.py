@@ -20,6 +20,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+from kafka.net.sasl.scram import ScramClient  # the SCRAM client kafka-python's own clients use
+
 from stratiflow.config import Config
 from stratiflow.io.kafka import client_options
 
@@ -45,8 +49,6 @@ def check_jars(lib: Path) -> list[Path]:
 def check_kafka(cfg: Config, *, timeout_s: float = 10.0) -> list[str]:
     """Raise :class:`PreflightError` when the broker is unreachable or an input topic is
     missing; return warnings (output topics that do not exist yet)."""
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError
 
     servers = cfg.kafka.bootstrap_servers
     timeout_ms = int(timeout_s * 1000)
@@ -238,8 +240,6 @@ def sasl_login(sock: Any, mechanism: str, username: str, password: str) -> str |
         tokens = [b"\0" + username.encode() + b"\0" + password.encode()]
         scram = None
     else:
-        from kafka.net.sasl.scram import ScramClient  # what the CLI's clients use
-
         scram = ScramClient(username, password, mechanism)
         tokens = [scram.first_message()]
     while tokens:

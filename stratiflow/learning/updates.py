@@ -58,6 +58,9 @@ class UpdatePolicy:
     """
 
     mode: ClassVar[str]
+    #: The mode-specific settings it reads (``stratiflow.config.update.USED_BY``
+    #: refuses them for every other mode).
+    uses: ClassVar[frozenset[str]] = frozenset()
     #: Whether examples wait in the buffer (``per_sample``: learned at once).
     buffers: ClassVar[bool] = True
 
@@ -90,6 +93,7 @@ class MicroBatch(UpdatePolicy):
     ``interval`` of event time, whichever is first."""
 
     mode = "micro_batch"
+    uses = frozenset({"batch_size", "interval"})
 
     def full(self, buffered: int) -> bool:
         return buffered >= self.settings.batch_size
@@ -104,6 +108,7 @@ class Periodic(UpdatePolicy):
     periods aligned to the first example's time (like a tumbling window)."""
 
     mode = "periodic"
+    uses = frozenset({"interval"})
 
     def due(self, since: int, ts: int) -> int | None:
         interval = self.settings.interval

@@ -30,6 +30,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaConfigurationError, KafkaError
+
+from stratiflow.io.kafka import client_options
 from stratiflow.local import procs, tls
 from stratiflow.local.errors import LocalInfraError, PortInUseError
 from stratiflow.local.paths import LocalPaths, check_instance, local_paths
@@ -319,11 +323,6 @@ def _other_instance_on(ports: set[int], instance: str, p: LocalPaths) -> str | N
 
 def kafka_ready(bootstrap: str, properties: Mapping[str, str] | None = None) -> bool:
     """Does a real Kafka request (Metadata) succeed against ``bootstrap``?"""
-    from kafka import KafkaAdminClient  # heavy import, only needed here
-    from kafka.errors import KafkaConfigurationError, KafkaError
-
-    from stratiflow.io.kafka import client_options
-
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap,

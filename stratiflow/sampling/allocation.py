@@ -54,12 +54,15 @@ class Quota:
 class Allocation:
     """A sampling strategy: how many examples each class of a window should give.
 
-    Subclasses set :attr:`name` (the ``sampling.strategy`` value) and implement
-    :meth:`wanted`; :meth:`plan` turns that into quotas, topping a short class up
-    with drawn extras when ``sampling.oversample`` is on.
+    Subclasses set :attr:`name` (the ``sampling.strategy`` value) and :attr:`uses`,
+    and implement :meth:`wanted`; :meth:`plan` turns that into quotas (:meth:`quota`:
+    what the reservoir holds, unless the strategy draws extras).
     """
 
     name: ClassVar[str]
+    #: The strategy-specific settings it reads (``stratiflow.config.sampling.USED_BY``
+    #: refuses them for every other strategy).
+    uses: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: SamplingSettings) -> None:
         self.settings = settings
@@ -104,9 +107,8 @@ class Allocation:
         raise NotImplementedError
 
     def quota(self, wanted: int, available: int) -> Quota:
-        real = min(wanted, available)
-        extra = wanted - real if self.settings.oversample and available else 0
-        return Quota(wanted, real, extra)
+        """The real examples a class gives toward ``wanted`` (no drawn extras)."""
+        return Quota(wanted, min(wanted, available))
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -126,6 +128,7 @@ class Uniform(Allocation):
     """``uniform``: a fraction ``rate`` of each class."""
 
     name = "uniform"
+    uses = frozenset({"rate"})
 
     def wanted(
         self,
@@ -159,6 +162,7 @@ class Oversample(Allocation):
     """``oversample``: every class up to the largest one's count, the rest drawn."""
 
     name = "oversample"
+    uses = frozenset({"synthetic"})
 
     def wanted(
         self,
@@ -200,11 +204,18 @@ class _Shares(Allocation):
             }
         return _split(budget, {c: shares[c] for c in classes}, rng)
 
+    def quota(self, wanted: int, available: int) -> Quota:
+        """With ``oversample``, a short class is topped up with drawn extras."""
+        real = min(wanted, available)
+        extra = wanted - real if self.settings.oversample and available else 0
+        return Quota(wanted, real, extra)
+
 
 class Balanced(_Shares):
     """``balanced``: the budget split evenly over the classes present."""
 
     name = "balanced"
+    uses = frozenset({"budget", "decay", "oversample"})
 
     def shares(self, classes: list[str], priors: Mapping[str, float] | None) -> dict[str, float]:
         active = set(classes)
@@ -217,6 +228,7 @@ class Target(_Shares):
     """``target``: the budget split by the configured class mix ``target``."""
 
     name = "target"
+    uses = frozenset({"budget", "decay", "oversample", "target"})
 
     def shares(self, classes: list[str], priors: Mapping[str, float] | None) -> dict[str, float]:
         return {c: float(self.settings.target.get(c, 0.0)) for c in classes}

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import pickle
 import random
+from dataclasses import replace
 from typing import Any, get_args
 
 import pytest
 from river import linear_model
 
 from stratiflow.config import UpdateMode, UpdateSettings
+from stratiflow.config.update import USED_BY
 from stratiflow.learning import UPDATE_POLICIES, UpdatePolicy, Updater, policy_for
 
 SETTINGS = {
@@ -47,6 +49,19 @@ def test_every_mode_of_the_config_has_a_policy() -> None:
     for mode, cls in UPDATE_POLICIES.items():
         assert issubclass(cls, UpdatePolicy) and cls.mode == mode
         assert isinstance(policy_for(SETTINGS[mode]), cls)
+
+
+@pytest.mark.parametrize("mode", sorted(UPDATE_POLICIES))
+def test_a_policy_declares_the_settings_the_config_lets_it_have(mode: str) -> None:
+    assert UPDATE_POLICIES[mode].uses == {f for f, (users, _) in USED_BY.items() if mode in users}
+
+
+@pytest.mark.parametrize("mode", BUFFERING)
+def test_learning_ignores_the_settings_the_policy_does_not_declare(mode: str) -> None:
+    for setting, value in {"batch_size": 3, "interval": 70}.items():
+        if setting not in UPDATE_POLICIES[mode].uses:
+            changed = replace(SETTINGS[mode], **{setting: value})
+            assert drive(Updater(changed), examples()) == drive(Updater(SETTINGS[mode]), examples())
 
 
 @pytest.mark.parametrize("mode", BUFFERING)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import pickle
 import random
+from dataclasses import replace
 from typing import get_args
 
 import pytest
 
 from stratiflow.config import SamplingSettings, SamplingStrategy
+from stratiflow.config.sampling import USED_BY
 from stratiflow.sampling import ALLOCATIONS, Allocation, allocation_for
 
 SETTINGS = {
@@ -34,6 +36,36 @@ def test_every_strategy_of_the_config_has_an_allocation() -> None:
     assert set(SETTINGS) == set(ALLOCATIONS)
     for name, cls in ALLOCATIONS.items():
         assert issubclass(cls, Allocation) and cls.name == name
+
+
+#: A value other than the default for each strategy-specific setting.
+OTHER_VALUES = {
+    "rate": 0.7,
+    "budget": 9,
+    "decay": 0.5,
+    "oversample": True,
+    "synthetic": True,
+    "target": {"a": 0.1, "b": 0.1, "c": 0.8},
+}
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_a_strategy_declares_the_settings_the_config_lets_it_have(name: str) -> None:
+    assert set(OTHER_VALUES) == set(USED_BY)
+    assert ALLOCATIONS[name].uses == {f for f, (users, _) in USED_BY.items() if name in users}
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_a_plan_ignores_the_settings_the_strategy_does_not_declare(name: str) -> None:
+    strategy = allocation_for(SETTINGS[name])
+    for setting, value in OTHER_VALUES.items():
+        if setting in strategy.uses:
+            continue
+        changed = allocation_for(replace(SETTINGS[name], **{setting: value}))
+        for seen, available in WINDOWS:
+            assert changed.plan(seen, available, random.Random(4)) == strategy.plan(
+                seen, available, random.Random(4)
+            ), setting
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
