@@ -91,19 +91,29 @@ def check_kafka(cfg: Config, *, timeout_s: float = 10.0) -> list[str]:
     ]
 
 
-def check_reachable(servers: str, *, timeout_s: float = 10.0) -> None:
-    """Raise :class:`PreflightError` at once when no bootstrap server accepts a TCP
-    connection (a Kafka client would retry until its timeout before saying so)."""
+def _connect_first(servers: str, timeout_s: float) -> tuple[socket.socket, str, int] | list[str]:
+    """A TCP connection to the first bootstrap server that accepts one (with its host
+    and port), or why each refused."""
     errors = []
     for server in servers.split(","):
         host, _, port = server.strip().rpartition(":")
+        host = host.strip("[]")
         try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
-            return
+            return socket.create_connection((host, int(port)), timeout=timeout_s), host, int(port)
         except (OSError, ValueError) as exc:
             errors.append(f"{server.strip()}: {getattr(exc, 'strerror', None) or exc}")
+    return errors
+
+
+def check_reachable(servers: str, *, timeout_s: float = 10.0) -> None:
+    """Raise :class:`PreflightError` at once when no bootstrap server accepts a TCP
+    connection (a Kafka client would retry until its timeout before saying so)."""
+    connected = _connect_first(servers, timeout_s)
+    if isinstance(connected, tuple):
+        connected[0].close()
+        return
     raise PreflightError(
-        f"cannot reach the Kafka broker at {servers} ({'; '.join(errors)}); is it running? "
+        f"cannot reach the Kafka broker at {servers} ({'; '.join(connected)}); is it running? "
         "(`stratiflow local broker start` for a local one)"
     )
 
@@ -141,31 +151,28 @@ def check_tls(servers: str, properties: Mapping[str, str], *, timeout_s: float =
                 "it must be a PEM file with the private key and certificate, and "
                 "ssl.key.password must decrypt the key"
             ) from None
-    for server in servers.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            sock = socket.create_connection((host, int(port)), timeout=timeout_s)
-        except (OSError, ValueError):
-            continue
-        try:
-            with ctx.wrap_socket(sock, server_hostname=host) as tls:
-                check_login(tls, f"{host}:{port}", options)
-                return
-        except ssl.SSLCertVerificationError as exc:
-            raise PreflightError(
-                f"TLS: the certificate of the Kafka broker at {host}:{port} is not trusted "
-                f"({exc.verify_message}); check kafka.properties ssl.truststore.location (a PEM "
-                "file with the CA that signed the broker's certificate) and "
-                "ssl.endpoint.identification.algorithm"
-            ) from None
-        except (OSError, ssl.SSLError) as exc:
-            raise PreflightError(
-                f"TLS handshake with the Kafka broker at {host}:{port} failed "
-                f"({type(exc).__name__}: {exc}); does it serve TLS on that port? "
-                f"(security.protocol is {options['security_protocol']})"
-            ) from None
-        finally:
-            sock.close()
+    connected = _connect_first(servers, timeout_s)
+    if not isinstance(connected, tuple):
+        return  # unreachable: the caller's own check says so
+    sock, host, port = connected
+    try:
+        with ctx.wrap_socket(sock, server_hostname=host) as tls:
+            check_login(tls, f"{host}:{port}", options)
+    except ssl.SSLCertVerificationError as exc:
+        raise PreflightError(
+            f"TLS: the certificate of the Kafka broker at {host}:{port} is not trusted "
+            f"({exc.verify_message}); check kafka.properties ssl.truststore.location (a PEM "
+            "file with the CA that signed the broker's certificate) and "
+            "ssl.endpoint.identification.algorithm"
+        ) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise PreflightError(
+            f"TLS handshake with the Kafka broker at {host}:{port} failed "
+            f"({type(exc).__name__}: {exc}); does it serve TLS on that port? "
+            f"(security.protocol is {options['security_protocol']})"
+        ) from None
+    finally:
+        sock.close()
 
 
 # -- after the handshake: client certificate and SASL login ---------------------------------

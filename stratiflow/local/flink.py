@@ -615,10 +615,11 @@ def start(
     try:
         # start-cluster.sh starts one TaskManager per line of conf/workers (one).
         _run_script("start-cluster.sh", _daemon_env(instance, paths), timeout=120)
-        _wait_ready(instance, paths, rest_port, slots, ready_timeout)
+        info = _wait_ready(instance, paths, rest_port, slots, ready_timeout)
         if taskmanagers > 1:
             _start_taskmanagers(instance, paths, rest_port, taskmanagers - 1, ready_timeout)
-        return _wait_ready(instance, paths, rest_port, slots * taskmanagers, ready_timeout)
+            info = _wait_ready(instance, paths, rest_port, slots * taskmanagers, ready_timeout)
+        return info
     except BaseException:
         # Half a cluster (say, a JobManager without TaskManager) would block
         # the next start; take down whatever came up. Ctrl-C included.
@@ -634,8 +635,9 @@ def _top_up(
     ready_timeout: float,
 ) -> FlinkInfo:
     """Bring a running instance back to its configured TaskManager count."""
-    wanted = taskmanagers or int(state.get("taskmanagers", 1))
-    if wanted != state.get("taskmanagers", 1):
+    stored = int(state.get("taskmanagers", 1))
+    wanted = taskmanagers or stored
+    if wanted != stored:
         state = {**state, "taskmanagers": wanted}
         _instance_dirs(instance, paths)["state"].write_text(json.dumps(state) + "\n")
     missing = wanted - len(taskmanager_pids(instance, paths))
