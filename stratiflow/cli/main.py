@@ -566,6 +566,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``stratiflow`` command line.
+
+    Parameters
+    ----------
+    argv
+        The arguments after the program's name (``None``: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: the subcommand's (0 on success), or 2 after a
+        configuration error, which is printed to stderr.
+
+    Raises
+    ------
+    SystemExit
+        On ``--help`` or arguments the parser refuses (as :mod:`argparse` does).
+    """
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)

@@ -31,8 +31,33 @@ _DURATION_RE = re.compile(DURATION_PATTERN)
 def parse_duration_ms(value: Any, path: str) -> int:
     """Milliseconds from ``250``, ``"250ms"``, ``"10s"``, ``"5m"`` or ``"1h"``.
 
+    Parameters
+    ----------
+    value
+        A non-negative integer of milliseconds, or a string: a whole number with an
+        optional unit ``ms``, ``s``, ``m`` or ``h`` (no unit: milliseconds).
+    path
+        The field's path, for the error message.
+
+    Returns
+    -------
+    int
+        The duration in milliseconds.
+
+    Raises
+    ------
+    ConfigError
+        If ``value`` is a boolean, a negative integer, or neither an integer nor such
+        a string.
+
+    Examples
+    --------
     >>> parse_duration_ms("10s", "x"), parse_duration_ms(250, "x")
     (10000, 250)
+    >>> parse_duration_ms("1.5s", "labels.ttl")
+    Traceback (most recent call last):
+    ...
+    stratiflow.config.errors.ConfigError: labels.ttl: expected a duration ... got '1.5s'
     """
     if isinstance(value, bool):
         raise ConfigError(path, f"expected a duration such as 10s, got {value!r}")
@@ -49,7 +74,24 @@ def parse_duration_ms(value: Any, path: str) -> int:
 
 
 def vars_of(obj: Any) -> dict[str, Any]:
-    """A settings object's fields as a plain mapping."""
+    """A settings object's fields as a plain mapping.
+
+    Parameters
+    ----------
+    obj
+        A dataclass instance, e.g. one section of a :class:`~stratiflow.config.Config`.
+
+    Returns
+    -------
+    dict[str, Any]
+        Each field's name and value, in declaration order (values are not copied).
+
+    Examples
+    --------
+    >>> from stratiflow.config import UpdateSettings
+    >>> vars_of(UpdateSettings(mode="micro_batch"))
+    {'mode': 'micro_batch', 'batch_size': 32, 'interval': 0}
+    """
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
 
 

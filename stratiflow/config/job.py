@@ -55,6 +55,24 @@ DURATIONS = (
 
 @dataclass(frozen=True)
 class JobSettings:
+    """How the job runs: parallelism, checkpoints, delivery, restarts and input batching.
+
+    Attributes
+    ----------
+    name
+        The Flink job's name (and the default ``transactional_id_prefix``).
+    parallelism
+        Parallel instances of each operator (at least 1).
+    checkpoint_interval_ms
+        Time between checkpoints (YAML accepts ``10s``; 0: no checkpoints).
+    python_execution_mode
+        How PyFlink runs the Python operators: ``process`` or ``thread``.
+    restart_delay_ms
+        The wait between two restart attempts.
+    input_batch_linger_ms
+        How long a batch of input records waits to fill (see ``input_batch_size``).
+    """
+
     name: str = "stratiflow-train-predict"
     parallelism: int = 1
     checkpoint_interval_ms: int = 10_000
@@ -87,6 +105,19 @@ class JobSettings:
 
 @dataclass(frozen=True)
 class KafkaSettings:
+    """Where the job reads and writes: the brokers, the consumer group, client properties.
+
+    Attributes
+    ----------
+    bootstrap_servers
+        Brokers as ``host:port``, comma-separated.
+    group_id
+        The Kafka consumer group of the job's sources.
+    starting_offsets
+        Where the sources start: ``earliest``, ``latest``, or ``committed`` (the
+        group's committed offsets; a partition without one starts at its earliest).
+    """
+
     bootstrap_servers: str = "127.0.0.1:9092"
     group_id: str = "stratiflow"
     starting_offsets: StartingOffsets = "earliest"
@@ -97,6 +128,20 @@ class KafkaSettings:
 
 @dataclass(frozen=True)
 class Topics:
+    """The Kafka topics the job reads and writes, by role.
+
+    Attributes
+    ----------
+    events
+        Input: events (and label records, when ``labels.source`` is ``events``).
+    predictions
+        Output: one prediction per accepted event.
+    metrics
+        Output: the metrics records.
+    dead_letters
+        Output: rejected records, with the reason and the raw payload.
+    """
+
     events: str = "events"
     predictions: str = "predictions"
     metrics: str = "metrics"
@@ -210,6 +255,22 @@ def parse_snapshots(raw: dict[str, Any]) -> SnapshotSettings:
 def redact(properties: Mapping[str, Any]) -> dict[str, Any]:
     """Kafka properties safe to print: values of secret-looking keys are masked.
 
+    A key is secret-looking when it contains ``password``, ``secret``, ``jaas``,
+    ``token``, ``credential``, ``keystore.key`` or ``sasl`` (any case), except
+    ``security.protocol`` and the ``*.mechanism`` keys.
+
+    Parameters
+    ----------
+    properties
+        Kafka client properties, e.g. ``kafka.properties``; not changed.
+
+    Returns
+    -------
+    dict[str, Any]
+        A copy with each secret-looking key's value replaced by ``***``.
+
+    Examples
+    --------
     >>> redact({"security.protocol": "SASL_SSL", "sasl.jaas.config": "user=bob password=x"})
     {'security.protocol': 'SASL_SSL', 'sasl.jaas.config': '***'}
     """

@@ -24,7 +24,16 @@ __all__ = ["DEFAULT_MODEL", "ModelStep", "build_model", "is_binary", "model_step
 
 @dataclass(frozen=True)
 class ModelStep:
-    """One River estimator, by its path under ``river.`` and its parameters."""
+    """One River estimator, by its path under ``river.`` and its parameters.
+
+    Attributes
+    ----------
+    path
+        ``module.Class`` under ``river.``, e.g. ``linear_model.LogisticRegression``.
+    params
+        The class's keyword arguments; a value may itself be a River object, given
+        as ``{module.Class: {params}}``.
+    """
 
     path: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -63,6 +72,37 @@ def build_model(steps: Iterable[ModelStep]) -> Any:
 
     A step's parameter may itself be an estimator given the same way, e.g.
     ``optimizer: {optim.SGD: {lr: 0.05}}``.
+
+    Parameters
+    ----------
+    steps
+        The ``model`` section's steps, in pipeline order; the last must classify.
+
+    Returns
+    -------
+    Any
+        The estimator of a single step, else a ``river.compose.Pipeline`` of them all.
+
+    Raises
+    ------
+    ConfigError
+        If there is no step, a step names no River estimator or a parameter its class
+        does not take, the class refuses its parameters, or the last step is not a
+        classifier; the path names the step, e.g. ``model[1].linear_model...``.
+
+    Examples
+    --------
+    >>> sgd = {"optim.SGD": {"lr": 0.05}}  # a River object as a parameter
+    >>> model = build_model([
+    ...     ModelStep("preprocessing.StandardScaler"),
+    ...     ModelStep("linear_model.LogisticRegression", {"optimizer": sgd}),
+    ... ])
+    >>> list(model.steps), model["LogisticRegression"].optimizer.lr.learning_rate
+    (['StandardScaler', 'LogisticRegression'], 0.05)
+    >>> build_model([ModelStep("linear_model.LogisticRegression", {"l3": 0.0})])
+    Traceback (most recent call last):
+    ...
+    stratiflow.config.errors.ConfigError: model[0].linear_model.LogisticRegression.l3: unknown ...
     """
     from river import compose  # River's import takes seconds: only when a model is built
     from river import utils as river_utils

@@ -55,7 +55,16 @@ USED_BY: dict[str, tuple[tuple[SamplingStrategy, ...], str]] = {
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """How the training stream is sampled per class (see :mod:`stratiflow.sampling.windows`)."""
+    """How the training stream is sampled per class (see :mod:`stratiflow.sampling.windows`).
+
+    Attributes
+    ----------
+    strategy
+        ``none`` (no sampling: the model learns every labelled event), or how each window's
+        training examples are split over the classes: ``uniform``, ``balanced``,
+        ``target``, ``undersample`` or ``oversample``
+        (:mod:`stratiflow.sampling.allocation`).
+    """
 
     strategy: SamplingStrategy = "none"
     #: Event-time tumbling window length, in ms (YAML accepts ``10s``).

@@ -86,7 +86,9 @@ def _object(cls: type, section: str) -> dict[str, Any]:
         "additionalProperties": False,
     }
     if cls.__doc__ and cls is not Config and not cls.__doc__.startswith(cls.__name__ + "("):
-        out["description"] = " ".join(cls.__doc__.split())
+        # The summary paragraph; the numpydoc sections below it are for the API reference.
+        summary = inspect.cleandoc(cls.__doc__).split("\n\n", 1)[0]
+        out["description"] = " ".join(summary.split())
     return out
 
 

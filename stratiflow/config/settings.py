@@ -63,7 +63,36 @@ __all__ = ["DURATION_FIELDS", "Config", "load_cli_config", "load_config", "with_
 
 @dataclass(frozen=True)
 class Config:
-    """A complete, validated job configuration."""
+    """A complete, validated job configuration.
+
+    Built by :func:`load_config` (or :func:`load_cli_config`); each attribute is one
+    section of the YAML.
+
+    Attributes
+    ----------
+    job
+        How the job runs.
+    kafka
+        The brokers and Kafka client properties.
+    topics
+        The topics read and written.
+    model
+        The River estimators, in pipeline order.
+    sampling
+        How the training stream is sampled per class.
+    metrics
+        What the metrics topic reports.
+    validation
+        Limits on every record, and the per-feature rules.
+    seed
+        The base seed the sampler derives its seeds from (reproducible samples).
+    labels
+        How delayed labels are joined to earlier predictions.
+    update
+        When the model learns the examples it is given.
+    snapshots
+        The signed model snapshot to warm-start from.
+    """
 
     job: JobSettings = field(default_factory=JobSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -155,7 +184,19 @@ def load_config(
         Where ``${VAR}`` and ``${VAR:-default}`` in string values are looked up
         (defaults to ``os.environ``); secrets stay out of the YAML this way.
     check_model
-        Instantiate the model once so bad estimators or parameters fail here.
+        Instantiate the model once so bad estimators or parameters fail here (and
+        verify the warm-start snapshot, if any).
+
+    Returns
+    -------
+    Config
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or not YAML, a ``${VAR}`` without a default is not
+        set, or any value is wrong; the message starts with the field's path.
     """
     if source is None:
         raw: dict[str, Any] = {}
@@ -188,6 +229,35 @@ def load_cli_config(
     """A config from ``--config``, repeated ``--set PATH=VALUE`` and ``--bootstrap-servers``.
 
     Values after ``=`` are read as YAML, so ``--set metrics.report_every=100`` is an int.
+
+    Parameters
+    ----------
+    path
+        The YAML file given with ``--config`` (``None``: all defaults).
+    set_items
+        The ``--set`` arguments, each ``PATH=VALUE``; a path given twice takes the
+        last value.
+    bootstrap_servers
+        The ``--bootstrap-servers`` argument; it wins over ``kafka.bootstrap_servers``
+        from the file or ``--set``.
+    check_model
+        Build the model once so a bad one fails now (see :func:`load_config`).
+
+    Returns
+    -------
+    Config
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        If an item has no ``=``, or the resulting config is wrong (see :func:`load_config`).
+
+    Examples
+    --------
+    >>> cfg = load_cli_config(None, ["metrics.report_every=100", "sampling.window=5s"])
+    >>> cfg.metrics.report_every, cfg.sampling.window
+    (100, 5000)
     """
     overrides: dict[str, Any] = {}
     for item in set_items or []:
@@ -201,7 +271,36 @@ def load_cli_config(
 
 
 def with_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
-    """A copy of ``cfg`` with dotted-path overrides applied and re-validated."""
+    """A copy of ``cfg`` with dotted-path overrides applied and re-validated.
+
+    Parameters
+    ----------
+    cfg
+        The configuration to start from; it is not changed.
+    overrides
+        Dotted paths to values, as :func:`load_config` takes them.
+
+    Returns
+    -------
+    Config
+        The new configuration.
+
+    Raises
+    ------
+    ConfigError
+        If the overrides make the configuration invalid.
+
+    Examples
+    --------
+    >>> cfg = load_config()
+    >>> changed = with_overrides(cfg, {"update.mode": "periodic", "update.interval": "10s"})
+    >>> changed.update.interval, cfg.update.mode
+    (10000, 'per_sample')
+    >>> with_overrides(cfg, {"update.mode": "periodic"})
+    Traceback (most recent call last):
+    ...
+    stratiflow.config.errors.ConfigError: update.interval: periodic updates need an interval, ...
+    """
     return load_config(cfg.to_dict(), overrides)
 
 

@@ -40,7 +40,15 @@ DURATIONS = ("max_future_ms",)
 
 @dataclass(frozen=True)
 class FeatureRule:
-    """How one declared feature is checked and cleaned (:mod:`stratiflow.validation.cleaning`)."""
+    """How one declared feature is checked and cleaned (:mod:`stratiflow.validation.cleaning`).
+
+    Attributes
+    ----------
+    min
+        The smallest number accepted (``None``: no lower bound).
+    max
+        The largest number accepted (``None``: no upper bound).
+    """
 
     #: ``number``, ``string`` or ``boolean`` (``None``: any).
     type: FeatureType | None = None
@@ -60,6 +68,16 @@ class FeatureRule:
 
 @dataclass(frozen=True)
 class ValidationSettings:
+    """Limits on every record, and the per-feature rules (:mod:`stratiflow.validation`).
+
+    Attributes
+    ----------
+    max_payload_bytes
+        Larger record values are dead-lettered (``payload_too_large``).
+    max_features
+        Events with more features are dead-lettered (``bad_features``).
+    """
+
     max_payload_bytes: int = 1_048_576
     max_features: int = 10_000
     #: Declared features and their rules (empty: no per-feature checks).

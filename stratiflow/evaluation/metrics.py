@@ -53,6 +53,30 @@ _LOG_LOSS_MAX = 1.0 - LOG_LOSS_EPS
 
 
 def log_loss_term(y_true: Label, proba: Mapping[Label, float]) -> float:
+    """One prediction's log loss: minus the log of the true class's probability.
+
+    The probability is clipped to ``[LOG_LOSS_EPS, 1 - LOG_LOSS_EPS]`` as given, not
+    renormalised over the classes; a class missing from ``proba`` has probability 0.
+
+    Parameters
+    ----------
+    y_true
+        The true label.
+    proba
+        The model's probability per class.
+
+    Returns
+    -------
+    float
+        ``-log(p)`` of the clipped probability ``p`` of ``y_true`` (NaN if it is NaN).
+
+    Examples
+    --------
+    >>> round(log_loss_term(True, {True: 0.8, False: 0.2}), 4)
+    0.2231
+    >>> round(log_loss_term("c", {"a": 0.9, "b": 0.1}), 4)  # -log(1e-15)
+    34.5388
+    """
     # min(max(p, eps), 1 - eps) spelled as comparisons (a NaN passes through, as there).
     p = proba.get(y_true, 0.0)
     if p < LOG_LOSS_EPS:
@@ -63,7 +87,26 @@ def log_loss_term(y_true: Label, proba: Mapping[Label, float]) -> float:
 
 
 def score_bin(score: float, auc_bins: int) -> int:
-    """The histogram bin of a positive-class probability (NaN and <= 0: bin 0)."""
+    """The histogram bin of a positive-class probability (NaN and <= 0: bin 0).
+
+    Parameters
+    ----------
+    score
+        The positive class's probability; above 1 counts as 1.
+    auc_bins
+        How many equal bins divide [0, 1].
+
+    Returns
+    -------
+    int
+        ``int(score * auc_bins)``, from 0 to ``auc_bins - 1`` (a score of 1 is in
+        the top bin).
+
+    Examples
+    --------
+    >>> score_bin(0.25, 10), score_bin(1.0, 10), score_bin(float("nan"), 10)
+    (2, 9, 0)
+    """
     # `not > 0` also sends NaN to the lowest bin; the cap keeps int() finite.
     if not score > 0.0:
         return 0

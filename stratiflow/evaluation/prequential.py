@@ -43,7 +43,24 @@ STABILITY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 
 @dataclass
 class Evaluation:
-    """Metric sets, stability history and probe answers for one model key."""
+    """Metric sets, stability history and probe answers for one model key.
+
+    Attributes
+    ----------
+    cumulative
+        Metrics over every scored prediction.
+    rolling
+        Metrics over the last ``metrics.window`` scored predictions (``None``: no window).
+    fading
+        Metrics with the fading factor ``metrics.fading`` (``None``: no fading).
+    history
+        The rolling metrics of :data:`STABILITY_METRICS` at each of the last
+        ``metrics.stability_reports`` reports.
+    probe_changes
+        Probe answers that changed from one report to the next, in total.
+    probe_reports
+        Reports whose probe answers were compared with the previous ones.
+    """
 
     cumulative: CumulativeMetrics
     rolling: RollingMetrics | None
@@ -148,7 +165,31 @@ def _spread(values: list[float]) -> dict[str, float | None]:
 @dataclass
 class LabelCounts:
     """Delayed labels of one key. They reconcile:
-    received = joined + unknown + duplicate + expired + event_rejected + held."""
+    received = joined + unknown + duplicate + expired + event_rejected + held.
+
+    Attributes
+    ----------
+    received
+        Label records that arrived.
+    joined
+        Labels joined to the prediction waiting for them.
+    held
+        Labels waiting for their event now.
+    unknown
+        Refused: no event with their id came within ``labels.ttl`` (or
+        ``labels.max_pending`` pushed them out).
+    duplicate
+        Refused: their event already had its label.
+    expired
+        Refused: they came after the prediction had stopped waiting.
+    event_rejected
+        Their event was rejected, so there was no prediction to score.
+    never_came
+        Predictions whose label never came (expired, or pushed out by
+        ``labels.max_pending``).
+    delay
+        Label delays in ms (label time minus event time).
+    """
 
     received: int = 0
     joined: int = 0
@@ -172,7 +213,17 @@ class LabelCounts:
 
 @dataclass
 class Cost:
-    """What predicting and learning cost: per-event time quantiles and throughput."""
+    """What predicting and learning cost: per-event time quantiles and throughput.
+
+    Attributes
+    ----------
+    predict
+        Seconds per prediction.
+    learn
+        Seconds per learned example.
+    last_report_predicted
+        Events predicted by the previous report.
+    """
 
     predict: QuantileSketch = field(default_factory=QuantileSketch)
     learn: QuantileSketch = field(default_factory=QuantileSketch)

@@ -50,7 +50,21 @@ OutcomeKind = Literal["held", "duplicate", "expired", "unknown"]
 class Answer:
     """A label joined to its event: the example ``(event.features, label)``.
 
-    ``ts`` is the label's time: when the example became available to learn from.
+    Attributes
+    ----------
+    key
+        The model key.
+    id
+        The event's id.
+    ts
+        When the example became available to learn from: the label's time (or the
+        event's, if the label came first and waited for it).
+    label
+        The label.
+    event
+        The event, as it arrived.
+    raw
+        The label record's bytes (``None``: the label was given as an object).
     """
 
     key: str
@@ -77,7 +91,24 @@ class Answer:
 
 @dataclass(slots=True)
 class Expiry:
-    """An unlabelled event whose label did not come within the TTL (or was evicted)."""
+    """An unlabelled event whose label did not come within the TTL (or was evicted).
+
+    An event that arrives again under the id of one still waiting also ends the
+    earlier one this way: its prediction will never be scored.
+
+    Attributes
+    ----------
+    key
+        The model key.
+    id
+        The event's id.
+    ts
+        The join's clock when the event expired.
+    event_ts
+        The event's time.
+    evicted
+        Dropped before its TTL because ``max_pending`` was reached.
+    """
 
     key: str
     id: str
@@ -88,7 +119,24 @@ class Expiry:
 
 @dataclass(slots=True)
 class LabelOutcome:
-    """A label record that was not joined (yet): ``held``, or refused with a reason."""
+    """A label record that was not joined (yet): ``held``, or refused with a reason.
+
+    Attributes
+    ----------
+    key
+        The model key.
+    ts
+        The label record's time.
+    kind
+        ``held`` (waiting for its event), or why it was refused: ``duplicate``,
+        ``expired`` or ``unknown``.
+    record
+        The label record.
+    detail
+        Why, in a sentence (empty for ``held``).
+    was_held
+        The label had been held, waiting for its event, before this outcome.
+    """
 
     key: str
     ts: int
@@ -108,7 +156,20 @@ JoinOutput = Event | Answer | Expiry | LabelOutcome
 
 @dataclass(slots=True)
 class Entry:
-    """What the join remembers about one id."""
+    """What the join remembers about one id.
+
+    Attributes
+    ----------
+    status
+        ``waiting`` (an event for its label), ``held`` (a label for its event), or
+        resolved and remembered to spot a second label: ``joined`` or ``expired``.
+    expire_at
+        The join's clock at which the entry expires.
+    event
+        The waiting event (``waiting`` only).
+    record
+        The held label record (``held`` only).
+    """
 
     status: Status
     expire_at: int
@@ -368,7 +429,28 @@ class LabelJoin:
 
 def labelled_examples(item: Any) -> Iterator[Event]:
     """What the sampler learns from: labelled events, and delayed labels joined to
-    their events (at the label's time)."""
+    their events (at the label's time).
+
+    Parameters
+    ----------
+    item
+        Anything the label join outputs, or an event.
+
+    Yields
+    ------
+    Event
+        A labelled event itself, or an :class:`Answer` as a labelled event at the
+        answer's ``ts`` (:meth:`Answer.as_event`); nothing for anything else.
+
+    Examples
+    --------
+    >>> from stratiflow.records import Event
+    >>> event = Event("a", 100, {"x": 1.0})
+    >>> list(labelled_examples(event))
+    []
+    >>> list(labelled_examples(Answer("default", "a", 250, True, event)))
+    [Event(id='a', ts=250, features={'x': 1.0}, label=True, key='default', source=None)]
+    """
     if isinstance(item, Answer):
         yield item.as_event()
     elif isinstance(item, Event) and item.label is not None:

@@ -34,7 +34,32 @@ from stratiflow.validation.parse import LabelPolicy
 
 
 def initial_model(cfg: Config) -> Any:
-    """A new key's model: untrained from ``cfg.model``, or the verified warm-start snapshot."""
+    """A new key's model: untrained from ``cfg.model``, or the verified warm-start snapshot.
+
+    Parameters
+    ----------
+    cfg
+        The job's configuration: its ``model`` and ``snapshots`` sections.
+
+    Returns
+    -------
+    Any
+        The River model.
+
+    Raises
+    ------
+    ConfigError
+        If ``cfg.model`` cannot be built (no warm start).
+    SnapshotError
+        If the warm-start snapshot or its signing key is missing or fails to verify.
+
+    Examples
+    --------
+    >>> from stratiflow.config import load_config
+    >>> model = initial_model(load_config({"model": ["tree.HoeffdingTreeClassifier"]}))
+    >>> type(model).__name__
+    'HoeffdingTreeClassifier'
+    """
     if not cfg.snapshots.warm_start:
         return build_model(cfg.model)
     key = key_from_env(cfg.snapshots.key_env)
@@ -42,14 +67,51 @@ def initial_model(cfg: Config) -> Any:
 
 
 def label_policy(model: Any) -> LabelPolicy:
-    """Binary River classifiers (``_multiclass`` false) can only learn booleans."""
+    """Binary River classifiers (``_multiclass`` false) can only learn booleans.
+
+    Parameters
+    ----------
+    model
+        A River classifier.
+
+    Returns
+    -------
+    LabelPolicy
+        The labels the model can learn (``binary`` for a binary classifier).
+
+    Examples
+    --------
+    >>> from river import linear_model, tree
+    >>> label_policy(linear_model.LogisticRegression())
+    LabelPolicy(binary=True)
+    >>> label_policy(tree.HoeffdingTreeClassifier())
+    LabelPolicy(binary=False)
+    """
     return LabelPolicy(binary=is_binary(model))
 
 
 @dataclass(slots=True)
 class Counts:
     """Per-key event counts. They reconcile: seen = predicted + rejected, and
-    predicted = labelled + unlabelled."""
+    predicted = labelled + unlabelled.
+
+    Attributes
+    ----------
+    seen
+        Events that reached the model.
+    predicted
+        Events predicted.
+    scored
+        Predictions scored against their label (at once, or when a delayed label came).
+    learned
+        Examples learned (the model's version).
+    labelled
+        Predicted events that carried their label.
+    unlabelled
+        Predicted events without a label.
+    rejected
+        Events refused by the cleaner or the model.
+    """
 
     seen: int = 0
     predicted: int = 0
@@ -66,7 +128,19 @@ class Counts:
 
 @dataclass(frozen=True, slots=True)
 class StoredPrediction:
-    """The prediction made for an unlabelled event, kept until its label arrives."""
+    """The prediction made for an unlabelled event, kept until its label arrives.
+
+    Attributes
+    ----------
+    y_pred
+        The predicted class (``None``: the model had no answer yet).
+    proba
+        The probability per class.
+    model_version
+        Examples the model had learned when it predicted.
+    ts
+        The event's time.
+    """
 
     y_pred: Label | None
     proba: dict[Label, float]
@@ -76,7 +150,38 @@ class StoredPrediction:
 
 @dataclass
 class ModelState:
-    """Everything one model key remembers; picklable, kept in Flink keyed state."""
+    """Everything one model key remembers; picklable, kept in Flink keyed state.
+
+    Attributes
+    ----------
+    model
+        The River model.
+    evaluation
+        The metrics of its predictions.
+    updater
+        When it learns, and the examples waiting to be learned.
+    cleaner
+        The feature cleaning and its statistics.
+    key
+        The model key.
+    counts
+        Event counts.
+    labels
+        Delayed-label counts.
+    cost
+        Time spent predicting and learning.
+    reports
+        Metrics reports made so far.
+    last_ts
+        The latest event time predicted (``None``: none yet).
+
+    Examples
+    --------
+    >>> from stratiflow.config import load_config
+    >>> state = ModelState.new(load_config(), key="eu")
+    >>> state.learn_sample({"x": 1.0}, True), state.model_version, state.trained_on
+    (None, 1, {'true': 1})
+    """
 
     model: Any
     evaluation: Evaluation
@@ -156,7 +261,17 @@ class ModelState:
 
 @dataclass(frozen=True, slots=True)
 class StepOutput:
-    """What one input produced: a prediction or a rejection, and maybe a metrics report."""
+    """What one input produced: a prediction or a rejection, and maybe a metrics report.
+
+    Attributes
+    ----------
+    prediction
+        The event's prediction (``None`` for a rejected event, or a delayed label).
+    rejection
+        Why the event, or the delayed label, was refused (``None``: it was not).
+    report_due
+        A metrics report is due now.
+    """
 
     prediction: Prediction | None = None
     rejection: Rejection | None = None
@@ -196,6 +311,12 @@ def step(
     waiting
         Where an unlabelled event's prediction is kept for its delayed label
         (``None``: delayed labels are off).
+
+    Returns
+    -------
+    StepOutput
+        The prediction, or the rejection; ``report_due`` after every
+        ``report_every``-th scored event.
     """
     counts = state.counts
     counts.seen += 1
@@ -278,8 +399,26 @@ def answer(
     """A delayed label for an event predicted earlier: score that stored prediction
     (not a fresh one), then learn from the event's features with the label.
 
-    ``stored`` is what :func:`step` kept for the event (taken out of the store
-    by the caller); ``None`` when the model had rejected the event.
+    Parameters
+    ----------
+    state
+        The key's state; updated in place.
+    item
+        The label, joined to its event.
+    stored
+        What :func:`step` kept for the event (taken out of the store by the
+        caller); ``None`` when the model had rejected the event.
+    report_every
+        Ask for a metrics report after every this many scored events (0: never).
+    learn
+        Learn from the example (``sampling.strategy: none``), when ``update.mode``
+        says so. With a sampler the example reaches the model in a training batch.
+
+    Returns
+    -------
+    StepOutput
+        Never a prediction: ``report_due``, or a ``label_event_rejected`` rejection
+        when ``stored`` is ``None``.
     """
     counts = state.labels
     if not item.was_held:
@@ -312,7 +451,21 @@ def answer(
 
 
 def expire(state: ModelState, item: Expiry, stored: StoredPrediction | None) -> None:
-    """An unlabelled event's label did not come within ``labels.ttl``."""
+    """An unlabelled event's label did not come within ``labels.ttl``.
+
+    Event time moves on to the expiry's ``ts``, so a timed update due by then is
+    learned.
+
+    Parameters
+    ----------
+    state
+        The key's state; updated in place.
+    item
+        The expiry, from the label join.
+    stored
+        The event's stored prediction, taken out of the store by the caller
+        (``None``: there was none, e.g. the model had rejected the event).
+    """
     if stored is not None:
         state.labels.waiting -= 1
         state.labels.never_came += 1
@@ -320,7 +473,31 @@ def expire(state: ModelState, item: Expiry, stored: StoredPrediction | None) -> 
 
 
 def refuse_label(state: ModelState, item: LabelOutcome) -> Rejection | None:
-    """Count a label that was not joined; the rejection for its dead letter (``held``: none)."""
+    """Count a label that was not joined; the rejection for its dead letter (``held``: none).
+
+    Parameters
+    ----------
+    state
+        The key's state; its label counts are updated.
+    item
+        The label's outcome, from the label join.
+
+    Returns
+    -------
+    Rejection | None
+        The rejection (reason ``label_duplicate``, ``label_expired`` or
+        ``label_unknown_id``), or ``None`` for a ``held`` label.
+
+    Examples
+    --------
+    >>> from stratiflow.config import load_config
+    >>> from stratiflow.labels import LabelOutcome
+    >>> from stratiflow.records import LabelRecord
+    >>> state = ModelState.new(load_config())
+    >>> refused = LabelOutcome("default", 50, "duplicate", LabelRecord("a", True, 50), "again")
+    >>> refuse_label(state, refused), state.labels.received, state.labels.duplicate
+    (Rejection(reason='label_duplicate', detail='again'), 1, 1)
+    """
     counts = state.labels
     if not item.was_held:
         counts.received += 1
@@ -339,6 +516,30 @@ def learn_examples(state: ModelState, examples: Iterable[Example], *, ts: int) -
 
     Their events were already predicted and scored when they arrived, so an
     example the model raises on is counted (``learn_failed``), not dead-lettered.
+
+    Parameters
+    ----------
+    state
+        The key's state; updated in place.
+    examples
+        A training batch's examples, in order.
+    ts
+        The event time they are learned at (the batch's fire time), for timed updates.
+
+    Returns
+    -------
+    int
+        Examples learned now (not those buffered for later, nor those that failed or
+        that the cleaner refused).
+
+    Examples
+    --------
+    >>> from stratiflow.config import load_config
+    >>> from stratiflow.sampling import Example
+    >>> state = ModelState.new(load_config())
+    >>> learn_examples(state, [Example("a", {"x": 1.0}, True), Example("b", {"x": 0.0}, False)],
+    ...                ts=999)
+    2
     """
     learned = 0
     for example in examples:
@@ -350,7 +551,24 @@ def learn_examples(state: ModelState, examples: Iterable[Example], *, ts: int) -
 
 
 def finish(state: ModelState) -> None:
-    """End of a bounded input: learn whatever the update policy still buffers."""
+    """End of a bounded input: learn whatever the update policy still buffers.
+
+    Parameters
+    ----------
+    state
+        The key's state; updated in place.
+
+    Examples
+    --------
+    >>> from stratiflow.config import load_config
+    >>> from stratiflow.sampling import Example
+    >>> state = ModelState.new(load_config({"update": {"mode": "micro_batch", "batch_size": 8}}))
+    >>> learn_examples(state, [Example("a", {"x": 1.0}, True)], ts=0), len(state.updater)
+    (0, 1)
+    >>> finish(state)
+    >>> state.counts.learned, len(state.updater)
+    (1, 0)
+    """
     for result in state.updater.flush(state.model):
         state.record(result)
 

@@ -38,7 +38,21 @@ from stratiflow.records import Label
 
 @dataclass(slots=True)
 class LearnResult:
-    """What one learning call did: examples learned, failed, their labels, seconds spent."""
+    """What one learning call did: examples learned, failed, their labels, seconds spent.
+
+    Attributes
+    ----------
+    learned
+        Examples learned.
+    failed
+        Examples not learned because the model raised.
+    labels
+        The labels of the examples learned.
+    seconds
+        Time spent learning.
+    batch
+        One ``learn_many`` call (else ``learn_one`` per example).
+    """
 
     learned: int
     failed: int
@@ -55,6 +69,11 @@ class UpdatePolicy:
     A policy holds only its settings; the buffer and its start time live in the
     :class:`Updater` (the key's state), so a checkpoint taken before a policy
     changed still restores.
+
+    Parameters
+    ----------
+    settings
+        The ``update`` section; the policy reads only the fields in :attr:`uses`.
     """
 
     mode: ClassVar[str]
@@ -82,7 +101,13 @@ class UpdatePolicy:
 
 
 class PerSample(UpdatePolicy):
-    """``per_sample``: every example is learned as it comes (nothing is buffered)."""
+    """``per_sample``: every example is learned as it comes (nothing is buffered).
+
+    Parameters
+    ----------
+    settings
+        The ``update`` section (no field of it is read).
+    """
 
     mode = "per_sample"
     buffers = False
@@ -90,7 +115,20 @@ class PerSample(UpdatePolicy):
 
 class MicroBatch(UpdatePolicy):
     """``micro_batch``: learn ``batch_size`` examples at a time, or what came within
-    ``interval`` of event time, whichever is first."""
+    ``interval`` of event time, whichever is first.
+
+    Parameters
+    ----------
+    settings
+        The ``update`` section: ``batch_size`` and ``interval`` (0: size only).
+
+    Examples
+    --------
+    >>> from stratiflow.config import UpdateSettings
+    >>> policy = MicroBatch(UpdateSettings(mode="micro_batch", batch_size=2, interval=1000))
+    >>> policy.full(2), policy.due(since=0, ts=999), policy.due(since=0, ts=1000)
+    (True, None, 0)
+    """
 
     mode = "micro_batch"
     uses = frozenset({"batch_size", "interval"})
@@ -105,7 +143,21 @@ class MicroBatch(UpdatePolicy):
 
 class Periodic(UpdatePolicy):
     """``periodic``: learn what was buffered every ``interval`` of event time, in
-    periods aligned to the first example's time (like a tumbling window)."""
+    periods aligned to the first example's time (like a tumbling window).
+
+    Parameters
+    ----------
+    settings
+        The ``update`` section: ``interval``, the period.
+
+    Examples
+    --------
+    At ``ts`` 2500 the buffer started at 0 is due; the next period starts at 2000:
+
+    >>> from stratiflow.config import UpdateSettings
+    >>> Periodic(UpdateSettings(mode="periodic", interval=1000)).due(since=0, ts=2500)
+    2000
+    """
 
     mode = "periodic"
     uses = frozenset({"interval"})
@@ -128,7 +180,30 @@ UPDATE_POLICIES: dict[str, type[UpdatePolicy]] = {
 
 @lru_cache(maxsize=64)
 def policy_for(settings: UpdateSettings) -> UpdatePolicy:
-    """The policy ``settings.mode`` names (one object per settings: it is stateless)."""
+    """The policy ``settings.mode`` names (one object per settings: it is stateless).
+
+    Parameters
+    ----------
+    settings
+        The ``update`` section.
+
+    Returns
+    -------
+    UpdatePolicy
+        The policy, cached per settings.
+
+    Raises
+    ------
+    ValueError
+        If no policy has that mode.
+
+    Examples
+    --------
+    >>> from stratiflow.config import UpdateSettings
+    >>> policy = policy_for(UpdateSettings(mode="micro_batch"))
+    >>> type(policy).__name__, policy is policy_for(UpdateSettings(mode="micro_batch"))
+    ('MicroBatch', True)
+    """
     cls = UPDATE_POLICIES.get(settings.mode)
     if cls is None:
         raise ValueError(f"no update policy {settings.mode!r}")
@@ -137,7 +212,17 @@ def policy_for(settings: UpdateSettings) -> UpdatePolicy:
 
 @dataclass
 class Updater:
-    """The update policy of one model key, with its buffer (picklable)."""
+    """The update policy of one model key, with its buffer (picklable).
+
+    Attributes
+    ----------
+    settings
+        The ``update`` section.
+    buffer
+        The examples waiting to be learned, as ``(x, y)`` pairs.
+    fallback_batches
+        Batches of two or more examples learned with a ``learn_one`` loop.
+    """
 
     settings: UpdateSettings
     buffer: list[tuple[dict[str, Any], Label]] = field(default_factory=list)
@@ -220,12 +305,48 @@ def _learn_one(model: Any, x: dict[str, Any], y: Label) -> LearnResult:
 
 
 def learn_error(exc: Exception) -> str:
-    """How a failed ``learn_one`` is described (``LearnResult.error``)."""
+    """How a failed ``learn_one`` is described (``LearnResult.error``).
+
+    Parameters
+    ----------
+    exc
+        The exception the model raised.
+
+    Returns
+    -------
+    str
+        The exception's type and message, the message cut to 300 characters.
+
+    Examples
+    --------
+    >>> learn_error(KeyError("x"))
+    "KeyError: 'x'"
+    """
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def supports_learn_many(model: Any) -> bool:
-    """Whether ``model`` (or every step of a pipeline) has ``learn_many``."""
+    """Whether ``model`` (or every step of a pipeline) has ``learn_many``.
+
+    Parameters
+    ----------
+    model
+        A River estimator or pipeline.
+
+    Returns
+    -------
+    bool
+        Whether micro-batches may go to ``learn_many`` (their rows must also share
+        one feature set).
+
+    Examples
+    --------
+    >>> from river import linear_model, preprocessing, tree
+    >>> supports_learn_many(preprocessing.StandardScaler() | linear_model.LogisticRegression())
+    True
+    >>> supports_learn_many(tree.HoeffdingTreeClassifier())
+    False
+    """
     steps = getattr(model, "steps", None)
     if isinstance(steps, dict):
         return all(supports_learn_many(step) for step in steps.values())

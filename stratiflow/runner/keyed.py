@@ -42,7 +42,17 @@ Item = Event | Answer | Expiry | LabelOutcome | TrainingBatch
 
 @dataclass
 class Emitted:
-    """What one item produced."""
+    """What one item produced.
+
+    Attributes
+    ----------
+    predictions
+        Predictions, for the predictions topic.
+    dead_letters
+        Refused inputs, for the dead-letters topic.
+    reports
+        Metrics records, for the metrics topic.
+    """
 
     predictions: list[Prediction] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -127,6 +137,29 @@ def _report(state: ModelState, cfg: Config, *, now_ms: int, final: bool = False)
 
 
 def final_report(state: ModelState, cfg: Config, *, now_ms: int) -> dict[str, Any]:
-    """End of a bounded input: learn what is buffered, then the final report."""
+    """End of a bounded input: learn what is buffered, then the final report.
+
+    Parameters
+    ----------
+    state
+        The key's model state (changed in place).
+    cfg
+        The job's configuration.
+    now_ms
+        The wall clock for ``emitted_at`` and the metrics record.
+
+    Returns
+    -------
+    dict[str, Any]
+        The key's last metrics record, with ``final`` true.
+
+    Examples
+    --------
+    >>> from stratiflow.config import load_config
+    >>> cfg = load_config()
+    >>> report = final_report(ModelState.new(cfg), cfg, now_ms=0)
+    >>> report["final"], report["report"]
+    (True, 1)
+    """
     finish(state)
     return _report(state, cfg, now_ms=now_ms, final=True)

@@ -35,7 +35,23 @@ from stratiflow.validation.parse import event_from_object, label_from_object
 
 @dataclass
 class ReplayResult:
-    """Everything the job would have emitted, plus the final per-key states."""
+    """Everything the job would have emitted, plus the final per-key states.
+
+    Attributes
+    ----------
+    predictions
+        Every prediction, in the order the job emits them.
+    dead_letters
+        The model operator's dead letters (parse errors are the caller's).
+    reports
+        Metrics records, ending with each key's final one.
+    batches
+        The sampler's training batches.
+    stats
+        The sampler's sampling-stats records.
+    states
+        Each key's final model state.
+    """
 
     predictions: list[Prediction] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)

@@ -26,7 +26,27 @@ def metrics_report(
     final: bool = False,
     probe: tuple[Mapping[str, Any], ...] = (),
 ) -> dict[str, Any]:
-    """The metrics record for ``key`` now; ``probe`` is ``metrics.probe``."""
+    """The metrics record for ``key`` now; ``probe`` is ``metrics.probe``.
+
+    Parameters
+    ----------
+    state
+        The key's model state; changed in place (the report count, the stability
+        history, the probe answers and the throughput baseline move on).
+    key
+        The model key.
+    now_ms
+        The wall clock: ``emitted_at``, and the end of the throughput interval.
+    final
+        The key's last report (end of a bounded input).
+    probe
+        Features re-predicted to measure how often the model's answers change.
+
+    Returns
+    -------
+    dict[str, Any]
+        The metrics record (``schema_version`` 2; every field is in docs/records.md).
+    """
     state.reports += 1
     c = state.counts
     views = state.evaluation.report(state.model, probe)

@@ -50,7 +50,20 @@ __all__ = ["END_OF_TIME", "EventTimeAligner"]
 
 
 class EventTimeAligner:
-    """Holds a key's events and batches until the watermark says their turn has come."""
+    """Holds a key's events and batches until the watermark says their turn has come.
+
+    Parameters
+    ----------
+    max_out_of_orderness
+        The watermark bound: an event at ``ts`` waits for the watermark
+        ``ts - max_out_of_orderness - 1``.
+    window
+        The sampler's window length (``None``: no windows to wait for, the
+        watermark alone decides); :meth:`of` passes it.
+    allowed_lateness
+        The sampler's allowed lateness: a window closes at the watermark
+        ``start + window - 1 + allowed_lateness``.
+    """
 
     def __init__(
         self, max_out_of_orderness: int, window: int | None = None, allowed_lateness: int = 0

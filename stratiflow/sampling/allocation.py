@@ -44,7 +44,17 @@ ACTIVE_PRIOR = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Quota:
-    """How many examples a class gives: real ones, plus drawn extras."""
+    """How many examples a class gives: real ones, plus drawn extras.
+
+    Attributes
+    ----------
+    wanted
+        Examples the strategy wants from the class.
+    real
+        Examples taken from the class's reservoir (at most what it holds).
+    extra
+        Examples drawn on top: duplicates, or interpolated ones with ``synthetic``.
+    """
 
     wanted: int
     real: int
@@ -57,6 +67,12 @@ class Allocation:
     Subclasses set :attr:`name` (the ``sampling.strategy`` value) and :attr:`uses`,
     and implement :meth:`wanted`; :meth:`plan` turns that into quotas (:meth:`quota`:
     what the reservoir holds, unless the strategy draws extras).
+
+    Parameters
+    ----------
+    settings
+        The ``sampling`` section (:attr:`uses` lists the strategy-specific fields
+        that apply).
     """
 
     name: ClassVar[str]
@@ -241,7 +257,33 @@ ALLOCATIONS: dict[str, type[Allocation]] = {
 
 
 def allocation_for(settings: SamplingSettings) -> Allocation:
-    """The strategy ``settings.strategy`` names."""
+    """The strategy ``settings.strategy`` names.
+
+    Parameters
+    ----------
+    settings
+        The ``sampling`` section.
+
+    Returns
+    -------
+    Allocation
+        The strategy, holding ``settings``.
+
+    Raises
+    ------
+    ValueError
+        If the strategy allocates nothing (``none``).
+
+    Examples
+    --------
+    >>> from stratiflow.config import SamplingSettings
+    >>> allocation_for(SamplingSettings(strategy="undersample"))
+    Undersample()
+    >>> allocation_for(SamplingSettings())
+    Traceback (most recent call last):
+    ...
+    ValueError: no allocation for strategy 'none'
+    """
     cls = ALLOCATIONS.get(settings.strategy)
     if cls is None:
         raise ValueError(f"no allocation for strategy {settings.strategy!r}")
@@ -255,7 +297,40 @@ def plan_quotas(
     rng: random.Random,
     priors: Mapping[str, float] | None = None,
 ) -> dict[str, Quota]:
-    """One window's quota per class by ``settings.strategy`` (see :meth:`Allocation.plan`)."""
+    """One window's quota per class by ``settings.strategy`` (see :meth:`Allocation.plan`).
+
+    Parameters
+    ----------
+    settings
+        The ``sampling`` section (any strategy but ``none``).
+    seen
+        Events per class that fell in the window (on time).
+    available
+        Events per class held in the reservoir (``min(seen, capacity)``).
+    rng
+        Seeded; used for rounding and remainders.
+    priors
+        Decayed per-window class counts (only with ``decay``), already updated with
+        this window.
+
+    Returns
+    -------
+    dict[str, Quota]
+        The quota of each class seen in the window.
+
+    Raises
+    ------
+    ValueError
+        If ``settings.strategy`` is ``none``.
+
+    Examples
+    --------
+    >>> import random
+    >>> from stratiflow.config import SamplingSettings
+    >>> plan_quotas(SamplingSettings(strategy="oversample"), {"a": 90, "b": 3},
+    ...             {"a": 50, "b": 3}, random.Random(0))
+    {'a': Quota(wanted=50, real=50, extra=0), 'b': Quota(wanted=50, real=3, extra=47)}
+    """
     return allocation_for(settings).plan(seen, available, rng, priors)
 
 

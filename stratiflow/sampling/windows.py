@@ -57,6 +57,21 @@ _FORGET_PRIOR = 1e-6
 def derive_seed(base: int, *parts: object) -> int:
     """A 64-bit seed from the base seed and the parts that identify a sample.
 
+    Parameters
+    ----------
+    base
+        The base seed (the config's ``seed``).
+    *parts
+        What identifies the sample, e.g. model key, class and window start; each is
+        used as its ``str``.
+
+    Returns
+    -------
+    int
+        A seed from 0 to ``2**64 - 1``, the same for the same arguments in any process.
+
+    Examples
+    --------
     >>> derive_seed(42, "key", "true", 0) == derive_seed(42, "key", "true", 0)
     True
     >>> derive_seed(42, "key", "true", 0) == derive_seed(42, "key", "true", 1000)
@@ -69,6 +84,20 @@ def derive_seed(base: int, *parts: object) -> int:
 def window_start(ts: int, size_ms: int) -> int:
     """Start of the tumbling event-time window holding ``ts`` (aligned to epoch 0).
 
+    Parameters
+    ----------
+    ts
+        An event time, in ms.
+    size_ms
+        The window length, in ms.
+
+    Returns
+    -------
+    int
+        The largest multiple of ``size_ms`` not after ``ts``.
+
+    Examples
+    --------
     >>> window_start(12_345, 10_000), window_start(-1, 10_000)
     (10000, -10000)
     """
@@ -82,6 +111,25 @@ def pickled_once(entry: list[Any], item_at: int) -> bytes:
     PyFlink pickles whole at every bundle end; pickling each item once and copying
     its bytes afterwards makes those writes cheap. The items must not change while
     held.
+
+    Parameters
+    ----------
+    entry
+        A held item's entry; its last element holds the pickle (``None`` until made).
+    item_at
+        The item's index in ``entry``.
+
+    Returns
+    -------
+    bytes
+        The item's pickle (highest protocol), the same object at every call.
+
+    Examples
+    --------
+    >>> entry = [0, {"x": 1.0}, None]
+    >>> first = pickled_once(entry, 1)
+    >>> pickled_once(entry, 1) is first is entry[-1]
+    True
     """
     if entry[-1] is None:
         entry[-1] = pickle.dumps(entry[item_at], pickle.HIGHEST_PROTOCOL)
@@ -97,6 +145,16 @@ class Reservoir:
     arrival order, and the first ``m`` items of :meth:`items` are themselves a
     uniform sample of size ``m``. Memory is O(capacity).
 
+    Parameters
+    ----------
+    capacity
+        The most items kept.
+    seed
+        Keys the hash (0 to ``2**64 - 1``, e.g. from :func:`derive_seed`); the same
+        seed keeps the same items.
+
+    Examples
+    --------
     >>> r = Reservoir(3, seed=1)
     >>> for i in range(100):
     ...     r.add(str(i), i)
@@ -173,8 +231,25 @@ END_OF_TIME = 2**63 - 1
 class ClassSummary:
     """What stage 1 hands stage 2 for one (model key, class, window).
 
-    ``start`` is ``None`` for a summary that only carries late counts (sent when
-    the input ends). ``fire`` is the watermark at which the window closed.
+    Attributes
+    ----------
+    key
+        The model key.
+    cls
+        The class, as :func:`~stratiflow.records.class_key` names it.
+    start
+        The window's start; ``None`` for a summary that only carries late counts
+        (sent when the input ends).
+    end
+        The window's end (exclusive).
+    fire
+        The watermark at which the window closed.
+    seen
+        The class's on-time events in the window.
+    late
+        The class's late events since the previous summary.
+    samples
+        The reservoir's sample of those events.
     """
 
     key: str
@@ -188,7 +263,20 @@ class ClassSummary:
 
 
 class ClassWindows:
-    """Stage 1 state for one (model key, class): open windows and the late count."""
+    """Stage 1 state for one (model key, class): open windows and the late count.
+
+    Parameters
+    ----------
+    key
+        The model key.
+    cls
+        The class, as :func:`~stratiflow.records.class_key` names it.
+    settings
+        The ``sampling`` section: window length, allowed lateness, reservoir capacity.
+    seed
+        The base seed; each window's reservoir seed derives from it, the key, the
+        class and the window's start.
+    """
 
     def __init__(self, key: str, cls: str, settings: SamplingSettings, seed: int) -> None:
         self.key = key
@@ -252,6 +340,13 @@ class LateExample:
     It travels with the batches to the model, whose aligner waits for every window
     it saw an example of (:mod:`stratiflow.sampling.alignment`): this window may send no
     batch, and this says it need not be waited for.
+
+    Attributes
+    ----------
+    key
+        The model key.
+    start
+        The window's start.
     """
 
     key: str
@@ -260,7 +355,19 @@ class LateExample:
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    """One training example: features and label, and where it came from."""
+    """One training example: features and label, and where it came from.
+
+    Attributes
+    ----------
+    id
+        The event's id; a drawn example adds ``~duplicate<j>`` or ``~synthetic<j>``.
+    x
+        The features the model learns from (missing ones left out).
+    y
+        The label.
+    kind
+        ``real`` (a sampled event), ``duplicate`` or ``synthetic``.
+    """
 
     id: str
     x: dict[str, Any]
@@ -272,8 +379,20 @@ class Example:
 class TrainingBatch:
     """A window's allocated examples for one model key, already shuffled.
 
-    ``fire`` is the watermark at which the window closed: the model learns the
-    batch once its own watermark reaches it (:mod:`stratiflow.sampling.alignment`).
+    Attributes
+    ----------
+    key
+        The model key.
+    start
+        The window's start (``END_OF_TIME`` for the empty batch that carries late
+        counts at the end of input).
+    end
+        The window's end (exclusive).
+    fire
+        The watermark at which the window closed: the model learns the batch once
+        its own watermark reaches it (:mod:`stratiflow.sampling.alignment`).
+    examples
+        The examples to learn, in order.
     """
 
     key: str
@@ -292,6 +411,32 @@ def synthesize(samples: list[Event], n: int, neighbours: int, rng: random.Random
     examples (Euclidean over numeric features), and a point on the segment
     between them; non-numeric features are copied from the base. With a
     single example there is nothing to interpolate, so it is duplicated.
+
+    Parameters
+    ----------
+    samples
+        Labelled events of one class (at least one when ``n > 0``).
+    n
+        How many examples to make.
+    neighbours
+        How many nearest examples the partner is drawn from.
+    rng
+        Seeded; picks each base, partner and point.
+
+    Returns
+    -------
+    list[Example]
+        ``n`` examples of kind ``synthetic`` (ids ``<base id>~synthetic<j>``), or of
+        kind ``duplicate`` when there is a single sample.
+
+    Examples
+    --------
+    >>> from stratiflow.records import Event
+    >>> samples = [Event("a", 0, {"x": 0.0, "city": "Oslo"}, label=True),
+    ...            Event("b", 0, {"x": 1.0, "city": "Rome"}, label=True)]
+    >>> made = synthesize(samples, 2, neighbours=5, rng=random.Random(0))
+    >>> [(e.id, round(e.x["x"], 3), e.x["city"], e.kind) for e in made]
+    [('b~synthetic0', 0.96, 'Rome', 'synthetic'), ('b~synthetic1', 0.082, 'Rome', 'synthetic')]
     """
     if n <= 0:
         return []
@@ -352,7 +497,18 @@ class _Pending:
 
 
 class WindowAllocator:
-    """Stage 2 state for one model key: collects every class's window, then allocates."""
+    """Stage 2 state for one model key: collects every class's window, then allocates.
+
+    Parameters
+    ----------
+    key
+        The model key.
+    settings
+        The ``sampling`` section: the strategy and the fields it uses.
+    seed
+        The base seed; each window's draws derive from it, the key and the window's
+        start.
+    """
 
     def __init__(self, key: str, settings: SamplingSettings, seed: int) -> None:
         self.key = key

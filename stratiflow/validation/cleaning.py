@@ -60,7 +60,33 @@ def _type_of(value: Any) -> str:
 def check_features(
     features: Mapping[str, FeatureValue], settings: ValidationSettings
 ) -> Rejection | None:
-    """The stateless checks of ``validation.features``; ``None`` when the event passes."""
+    """The stateless checks of ``validation.features``; ``None`` when the event passes.
+
+    Parameters
+    ----------
+    features
+        An event's features.
+    settings
+        The ``validation`` section (no declared features: nothing is checked).
+
+    Returns
+    -------
+    Rejection | None
+        The first failed check (reason ``unknown_feature``, ``feature_missing``,
+        ``feature_wrong_type``, ``feature_out_of_range`` or ``feature_not_allowed``),
+        or ``None``.
+
+    Examples
+    --------
+    >>> from stratiflow.config import FeatureRule, ValidationSettings
+    >>> rules = ValidationSettings(features={"age": FeatureRule(type="number", min=0, max=130)})
+    >>> check_features({"age": 42}, rules) is None
+    True
+    >>> check_features({"age": 200}, rules).reason
+    'feature_out_of_range'
+    >>> check_features({"age": "old"}, rules).detail
+    "feature 'age' should be a number, got a string"
+    """
     rules = settings.features
     if not rules:
         return None
@@ -113,7 +139,23 @@ class _FeatureStats:
 
 
 class Cleaner:
-    """Impute, clip or reject feature values for one model key (picklable state)."""
+    """Impute, clip or reject feature values for one model key (picklable state).
+
+    Parameters
+    ----------
+    settings
+        The ``validation`` section: the per-feature rules, ``unknown_features`` and
+        ``outlier_warmup``.
+
+    Examples
+    --------
+    >>> from stratiflow.config import FeatureRule, ValidationSettings
+    >>> cleaner = Cleaner(ValidationSettings(features={"x": FeatureRule(missing="impute")}))
+    >>> [cleaner.clean(x)[0] for x in ({"x": 2.0}, {"x": 4.0}, {"x": None})]
+    [{'x': 2.0}, {'x': 4.0}, {'x': 3.0}]
+    >>> cleaner.summary()["imputed"]
+    {'x': 1}
+    """
 
     #: Distinct strings remembered per feature for the most-frequent imputation.
     MAX_MODES = 1_000

@@ -64,6 +64,19 @@ class LabelPolicy:
 
     Binary River classifiers (e.g. ``LogisticRegression``) learn booleans; JSON
     ``0``/``1`` are accepted too because River treats them as False/True.
+
+    Attributes
+    ----------
+    binary
+        The model is a binary classifier; otherwise any string, integer or boolean
+        label is accepted.
+
+    Examples
+    --------
+    >>> LabelPolicy(binary=True).check(1) is None
+    True
+    >>> LabelPolicy(binary=True).check("spam").reason
+    'label_not_supported'
     """
 
     binary: bool = False
@@ -82,7 +95,15 @@ MAX_PAYLOAD_BYTES = 1_048_576
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Size limits that protect the job from hostile or broken producers."""
+    """Size limits that protect the job from hostile or broken producers.
+
+    Attributes
+    ----------
+    max_payload_bytes
+        Larger record values are rejected (``payload_too_large``).
+    max_features
+        Events with more features are rejected (``bad_features``).
+    """
 
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     max_features: int = 10_000
@@ -126,6 +147,12 @@ def parse_event(
         Accept label records (objects with ``label`` and no ``features``).
     rules
         ``validation.features`` checks applied to an event's features.
+
+    Returns
+    -------
+    Event | LabelRecord | Rejection
+        The event, the label record (only with ``labels``), or why the record was
+        refused (bad input never raises).
     """
     if not raw:
         return Rejection("empty_payload", "the record has no value")
@@ -176,6 +203,20 @@ def model_key_of(raw: bytes | None, max_payload_bytes: int = MAX_PAYLOAD_BYTES) 
     the record's ``key``; records it refuses may land under any key, since they
     only become dead letters.
 
+    Parameters
+    ----------
+    raw
+        The Kafka record value, untouched.
+    max_payload_bytes
+        A larger value gets ``""`` (:func:`parse_event` refuses it).
+
+    Returns
+    -------
+    str
+        The record's ``key``, ``"default"`` when it has none, or ``""``.
+
+    Examples
+    --------
     >>> model_key_of(b'{"id": "a", "ts": 1, "features": {"x": 1}, "key": "eu"}')
     'eu'
     >>> model_key_of(b'{"id": "a", "ts": 1, "features": {"x": 1}}')
@@ -205,7 +246,33 @@ def label_from_object(
     label_policy: LabelPolicy = LabelPolicy(),
     default_key: str = DEFAULT_KEY,
 ) -> LabelRecord | Rejection:
-    """Validate a decoded label record ``{"id", "label", "ts", "key"?}``."""
+    """Validate a decoded label record ``{"id", "label", "ts", "key"?}``.
+
+    Parameters
+    ----------
+    obj
+        The decoded JSON object.
+    source
+        Where it came from; copied onto the label record.
+    limits
+        Only ``latest_ts`` applies: a later ``ts`` is refused (``ts_in_future``).
+    label_policy
+        Which labels the configured model accepts.
+    default_key
+        Model key for records that carry none.
+
+    Returns
+    -------
+    LabelRecord | Rejection
+        The label record, or the first reason it was refused.
+
+    Examples
+    --------
+    >>> label_from_object({"id": "a", "label": True, "ts": 9, "key": "eu"})
+    LabelRecord(id='a', label=True, ts=9, key='eu', source=None, raw=None)
+    >>> label_from_object({"id": "a", "label": 2, "ts": 9}, label_policy=LabelPolicy(binary=True))
+    Rejection(reason='label_not_supported', detail='label 2 given to a binary model; ...')
+    """
     for name in ("id", "ts", "label"):
         if name not in obj:
             return Rejection("missing_field", f"label record field {name!r} is missing")
@@ -273,7 +340,35 @@ def event_from_object(
     rules: ValidationSettings | None = None,
 ) -> Event | Rejection:
     """Validate an already-decoded JSON value against the event contract
-    (and ``rules``, the stateless ``validation.features`` checks)."""
+    (and ``rules``, the stateless ``validation.features`` checks).
+
+    Parameters
+    ----------
+    obj
+        The decoded JSON value.
+    source
+        Where it came from; copied onto the event for later dead letters.
+    limits
+        The feature-count limit, and the latest acceptable ``ts``.
+    label_policy
+        Which labels the configured model accepts (for an event that carries one).
+    default_key
+        Model key for events that carry none.
+    rules
+        ``validation.features`` checks applied to the features (``None``: none).
+
+    Returns
+    -------
+    Event | Rejection
+        The event, or the first reason it was refused.
+
+    Examples
+    --------
+    >>> event_from_object({"id": "a", "ts": 1, "features": {"x": 1.5, "city": None}})
+    Event(id='a', ts=1, features={'x': 1.5, 'city': None}, label=None, key='default', source=None)
+    >>> event_from_object({"id": "a", "ts": 1, "features": {"x": [1, 2]}}).detail
+    "feature 'x' is an array; use a number, string, boolean or null"
+    """
     if not isinstance(obj, dict):
         return Rejection("not_an_object", f"expected a JSON object, got {_json_type(obj)}")
     for name in ("id", "ts", "features"):

@@ -94,3 +94,31 @@ def test_no_module_imports_the_bare_jobs_or_operators_names() -> None:
                 if n.split(".")[0] in ("jobs", "operators")
             ]
     assert offenders == []
+
+
+def test_public_functions_have_numpydoc_sections() -> None:
+    """Every public function of the core's subpackages (and the CLI's ``main``) that takes
+    parameters documents them, and what it returns, in numpydoc sections (a generator's
+    ``Yields`` stands for ``Returns``)."""
+    import importlib
+    import inspect
+    import re
+
+    packages = ("config", "validation", "labels", "evaluation", "sampling", "learning", "runner")
+    missing = []
+    for package in (*packages, "cli"):
+        module = importlib.import_module(f"stratiflow.{package}")
+        for name in module.__all__:
+            function = inspect.unwrap(getattr(module, name))  # policy_for is lru_cache'd
+            if not inspect.isfunction(function):
+                continue
+            signature = inspect.signature(function)
+            if not signature.parameters:
+                continue
+            doc = inspect.getdoc(function) or ""
+            sections = set(re.findall(r"^(\w[\w ]*)\n-{3,}$", doc, re.MULTILINE))
+            wanted = {"Parameters"}
+            if signature.return_annotation not in ("None", None):
+                wanted.add("Yields" if inspect.isgeneratorfunction(function) else "Returns")
+            missing += [f"stratiflow.{package}.{name}: {s}" for s in sorted(wanted - sections)]
+    assert missing == []
