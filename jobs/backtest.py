@@ -21,6 +21,7 @@ OUTPUT_FILES = {
     "m": "metrics.jsonl",
     "d": "dead_letters.jsonl",
     "s": "sampling_stats.jsonl",
+    "e": "model_events.jsonl",
 }
 
 
@@ -32,6 +33,7 @@ class BacktestResult:
     dead_letters: int
     sampling_stats: int
     out_dir: Path
+    model_events: int = 0
 
 
 def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
@@ -60,6 +62,7 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
         "m": outputs.metrics,
         "d": outputs.dead_letters,
         "s": outputs.sampling_stats,
+        "e": outputs.model_events,
     }
     tagged_streams = [
         stream.map(lambda s, tag=tag: tag + s, output_type=Types.STRING())
@@ -78,7 +81,9 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
     finally:
         for handle in handles.values():
             handle.close()
-    return BacktestResult(len(rows), counts["p"], counts["m"], counts["d"], counts["s"], out_dir)
+    return BacktestResult(
+        len(rows), counts["p"], counts["m"], counts["d"], counts["s"], out_dir, counts["e"]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,13 @@ from stratiflow.operators.sampler import (
     class_stratum,
     event_time_watermarks,
 )
-from stratiflow.operators.tags import DEAD_LETTERS, METRICS, SAMPLING_STATS, side_output
+from stratiflow.operators.tags import (
+    DEAD_LETTERS,
+    METRICS,
+    MODEL_EVENTS,
+    SAMPLING_STATS,
+    side_output,
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,8 @@ class PipelineOutputs:
     #: Only with a sampler (``sampling.strategy`` other than ``none``).
     sampling_stats: DataStream | None = None
     training: DataStream | None = None
+    #: Only with a drift detector (``drift.detector``).
+    model_events: DataStream | None = None
 
 
 def build_pipeline(
@@ -139,7 +147,14 @@ def _sampled_pipeline(
         .name("model: predict, score, learn")
     )
     dead_letters = parse_rejects.union(side_output(scored, DEAD_LETTERS))
-    return PipelineOutputs(scored, side_output(scored, METRICS), dead_letters, stats, training)
+    return PipelineOutputs(
+        scored,
+        side_output(scored, METRICS),
+        dead_letters,
+        stats,
+        training,
+        _model_events(scored, cfg),
+    )
 
 
 def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None) -> PipelineOutputs:
@@ -165,7 +180,17 @@ def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None)
         .uid("model")
         .name("model: parse, validate, join labels, predict, score, learn")
     )
-    return PipelineOutputs(scored, side_output(scored, METRICS), side_output(scored, DEAD_LETTERS))
+    return PipelineOutputs(
+        scored,
+        side_output(scored, METRICS),
+        side_output(scored, DEAD_LETTERS),
+        model_events=_model_events(scored, cfg),
+    )
+
+
+def _model_events(scored: DataStream, cfg: Config) -> DataStream | None:
+    """The model operator's drift records (none without a detector: no topic needed)."""
+    return side_output(scored, MODEL_EVENTS) if cfg.drift.detector is not None else None
 
 
 def _same_parallelism(stream: DataStream, parallelism: int | None) -> DataStream:
@@ -180,6 +205,7 @@ def attach_kafka_sinks(outputs: PipelineOutputs, cfg: Config) -> None:
         ("metrics", outputs.metrics, cfg.topics.metrics),
         ("dead-letters", outputs.dead_letters, cfg.topics.dead_letters),
         ("sampling-stats", outputs.sampling_stats, cfg.topics.sampling_stats),
+        ("model-events", outputs.model_events, cfg.topics.model_events),
     ):
         if stream is None:
             continue

@@ -32,7 +32,7 @@ from stratiflow.learning.learner import ModelState
 from stratiflow.operators.labels import KeyedLabelJoin, MapStateView, map_state
 from stratiflow.operators.parse import RawParser
 from stratiflow.operators.raw import unpack
-from stratiflow.operators.tags import END_OF_INPUT, METRICS, dead_letter
+from stratiflow.operators.tags import END_OF_INPUT, METRICS, MODEL_EVENTS, dead_letter
 from stratiflow.records import DeadLetter, Event, Rejection, to_json
 from stratiflow.runner.keyed import Item, final_report, handle
 from stratiflow.sampling import EventTimeAligner, LateExample, TrainingBatch
@@ -77,6 +77,8 @@ class _KeyedModel(KeyedProcessFunction):
             yield dead_letter(letter)
         for report in out.reports:
             yield METRICS, to_json(report)
+        for event in out.model_events:
+            yield MODEL_EVENTS, to_json(event)
 
     def _finish(self, state: ModelState, timestamp: int) -> Iterator[Any]:
         """At the end of input, the key's final report; the state is stored either way."""

@@ -13,6 +13,8 @@ DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 METRICS = OutputTag("metrics", Types.STRING())
 #: Per window and model key: what the sampler saw and what it sent to training.
 SAMPLING_STATS = OutputTag("sampling-stats", Types.STRING())
+#: Drift warnings, drifts and model resets or swaps, as JSON strings.
+MODEL_EVENTS = OutputTag("model-events", Types.STRING())
 
 #: An event-time timer here fires when a bounded input ends (the final
 #: watermark is Long.MAX_VALUE) and never on an unbounded one.

@@ -27,6 +27,7 @@ FeatureValue = float | int | str | bool | None
 DEFAULT_KEY = "default"
 METRICS_SCHEMA_VERSION = 2
 SAMPLING_STATS_SCHEMA_VERSION = 1
+MODEL_EVENTS_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,10 @@ class Prediction:
     model_version: int
     emitted_at: int
     y_true: Label | None = None
+    #: How many times the key's serving model was replaced (drift reset or swap) before it.
+    generation: int = 0
+    #: Which candidate made it (``main``: the ``model`` section).
+    model: str = "main"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -106,6 +111,8 @@ class Prediction:
             "y_pred": self.y_pred,
             "proba": {class_key(c): p for c, p in self.proba.items()},
             "model_version": self.model_version,
+            "model": self.model,
+            "generation": self.generation,
             "emitted_at": self.emitted_at,
         }
         if self.y_true is not None:

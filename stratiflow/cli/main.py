@@ -512,8 +512,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_stop)
 
-    p = sub.add_parser("tail", help="print records from predictions, metrics or dead-letters")
-    p.add_argument("topic", help="predictions | metrics | dead-letters | events | any topic")
+    p = sub.add_parser(
+        "tail", help="print records from predictions, metrics, dead-letters or model-events"
+    )
+    p.add_argument(
+        "topic",
+        help="predictions | metrics | dead-letters | model-events | sampling-stats | events | "
+        "any topic",
+    )
     p.add_argument("--from-beginning", action="store_true")
     p.add_argument("--max", type=int, help="stop after this many records")
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds without records")

@@ -317,6 +317,8 @@ def format_record(value: bytes) -> str:
             f"dead-letter {obj['reason']:<22} {obj.get('topic')}/{obj.get('partition')}"
             f"@{obj.get('offset')}  {obj.get('detail')}  raw={raw[:60]!r}"
         )
+    if obj.get("type") in MODEL_EVENT_TYPES and "detector" in obj:
+        return format_model_event(obj)
     if "y_pred" in obj and "proba" in obj:
         best = max(obj["proba"].values(), default=0.0)
         truth = ""
@@ -325,9 +327,53 @@ def format_record(value: bytes) -> str:
             truth = f" y_true={json.dumps(obj['y_true'])} {verdict}"
         return (
             f"prediction id={obj['id']:<16} key={obj['key']:<10} y_pred={json.dumps(obj['y_pred'])}"
-            f" p={best:.3f} v={obj['model_version']}{truth}"
+            f" p={best:.3f} v={obj['model_version']} g={obj.get('generation', 0)}{truth}"
         )
     return json.dumps(obj)
+
+
+#: The ``type`` values of model-events records.
+MODEL_EVENT_TYPES = ("drift_warning", "drift", "background_start", "model_reset", "model_swap")
+
+
+def format_model_event(obj: dict[str, Any]) -> str:
+    """One line for a model-events record: what happened, where, and what changed.
+
+    Parameters
+    ----------
+    obj
+        A decoded model-events record.
+
+    Returns
+    -------
+    str
+        e.g. ``drift            key=default  at id=e-4479 (scored 4480) ...``.
+
+    Examples
+    --------
+    >>> line = format_model_event({"type": "model_reset", "key": "eu", "id": "e-9", "scored": 10,
+    ...     "detector": "drift.ADWIN", "metric": {"before": 0.5, "after": None},
+    ...     "model_version": {"before": 9, "after": 0}, "generation": {"before": 0, "after": 1}})
+    >>> line.startswith("model_reset ") and "at id=e-9 (scored 10)" in line
+    True
+    >>> line.endswith("accuracy 0.500 -> -  generation 0 -> 1, model_version 9 -> 0")
+    True
+    """
+
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    metric, version, generation = obj["metric"], obj["model_version"], obj["generation"]
+    line = (
+        f"{obj['type']:<16} key={obj['key']:<10} at id={obj['id']} (scored {obj['scored']})  "
+        f"{obj['detector']}  accuracy {rate(metric['before'])} -> {rate(metric['after'])}"
+    )
+    if generation["before"] != generation["after"]:
+        line += (
+            f"  generation {generation['before']} -> {generation['after']}, "
+            f"model_version {version['before']} -> {version['after']}"
+        )
+    return line
 
 
 def format_tail(value: bytes) -> str:

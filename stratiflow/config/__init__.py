@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from stratiflow.config.drift import (
+    DRIFT_ADAPTATIONS,
+    DRIFT_SIGNALS,
+    DriftAdaptation,
+    DriftSettings,
+    DriftSignal,
+)
 from stratiflow.config.errors import (
     ConfigError,
 )
@@ -72,6 +79,8 @@ from stratiflow.config.validation import (
 __all__ = [
     "DEFAULT_MODEL",
     "DELIVERY_GUARANTEES",
+    "DRIFT_ADAPTATIONS",
+    "DRIFT_SIGNALS",
     "DURATION_FIELDS",
     "EXECUTION_MODES",
     "FEATURE_TYPES",
@@ -87,6 +96,9 @@ __all__ = [
     "Config",
     "ConfigError",
     "DeliveryGuarantee",
+    "DriftAdaptation",
+    "DriftSettings",
+    "DriftSignal",
     "ExecutionMode",
     "FeatureRule",
     "FeatureType",

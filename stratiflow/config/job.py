@@ -150,6 +150,8 @@ class Topics:
     sampling_stats: str = "sampling-stats"
     #: Label records, when ``labels.source`` is ``topic``.
     labels: str = "labels"
+    #: Output, with a ``drift.detector``: drift warnings, drifts and model resets or swaps.
+    model_events: str = "model-events"
 
 
 @dataclass(frozen=True)

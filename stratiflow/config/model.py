@@ -19,7 +19,15 @@ from typing import Any
 
 from stratiflow.config.errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL", "ModelStep", "build_model", "is_binary", "model_steps", "steps_path"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "ModelStep",
+    "build_model",
+    "instantiate",
+    "is_binary",
+    "model_steps",
+    "steps_path",
+]
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,7 @@ def build_model(steps: Iterable[ModelStep]) -> Any:
     from river import utils as river_utils
 
     estimators = [
-        _instantiate(s.path, s.params, f"model[{i}].{s.path}") for i, s in enumerate(steps)
+        instantiate(s.path, s.params, f"model[{i}].{s.path}") for i, s in enumerate(steps)
     ]
     if not estimators:
         raise ConfigError("model", "needs at least one estimator")
@@ -130,7 +138,7 @@ def is_binary(model: Any) -> bool:
     return not getattr(model, "_multiclass", True)
 
 
-def _instantiate(
+def instantiate(
     path: str, params: Mapping[str, Any], where: str, any_river_object: bool = False
 ) -> Any:
     from river import base as river_base
@@ -173,5 +181,5 @@ def _param_value(value: Any, where: str) -> Any:
             and (inner is None or isinstance(inner, dict))
         ):
             # Parameters may be any River object: optimizers, losses, initializers...
-            return _instantiate(key, inner or {}, f"{where}.{key}", any_river_object=True)
+            return instantiate(key, inner or {}, f"{where}.{key}", any_river_object=True)
     return value

@@ -68,6 +68,8 @@ def _object(cls: type, section: str) -> dict[str, Any]:
         path = f"{section}.{f.name}" if section else f.name
         if hints[f.name] == tuple[ModelStep, ...]:
             prop = _model_schema()
+        elif hints[f.name] == ModelStep | None:  # drift.detector: one step, or null
+            prop = {"anyOf": [_STEP, {"type": "null"}], "default": None}
         elif f.name in DURATION_FIELDS.get(section, ()):
             prop = dict(_DURATION)
         elif dataclasses.is_dataclass(hints[f.name]):
@@ -129,22 +131,25 @@ def _type(hint: Any, path: str) -> dict[str, Any]:
     raise TypeError(f"{path}: no JSON Schema for {hint!r}")
 
 
+#: One River object by module path: ``module.Class`` or ``{module.Class: {params}}``.
+_STEP = {
+    "oneOf": [
+        {"type": "string", "pattern": r"^[a-z_][a-z0-9_.]*\.[A-Za-z_][A-Za-z0-9_]*$"},
+        {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "additionalProperties": {"type": ["object", "null"]},
+        },
+    ]
+}
+
+
 def _model_schema() -> dict[str, Any]:
-    step = {
-        "oneOf": [
-            {"type": "string", "pattern": r"^[a-z_][a-z0-9_.]*\.[A-Za-z_][A-Za-z0-9_]*$"},
-            {
-                "type": "object",
-                "minProperties": 1,
-                "maxProperties": 1,
-                "additionalProperties": {"type": ["object", "null"]},
-            },
-        ]
-    }
     return {
         "type": "array",
         "minItems": 1,
-        "items": step,
+        "items": _STEP,
         "description": (
             "River estimators by module path under river., applied as a pipeline, each "
             "{module.Class: {parameter: value}}; a parameter may itself be "

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from stratiflow.config.drift import DriftSettings, parse_drift
 from stratiflow.config.errors import ConfigError
 from stratiflow.config.fields import (
     known_classes,
@@ -92,6 +93,8 @@ class Config:
         When the model learns the examples it is given.
     snapshots
         The signed model snapshot to warm-start from.
+    drift
+        Concept-drift detection per model key, and the adaptation it triggers.
     """
 
     job: JobSettings = field(default_factory=JobSettings)
@@ -105,6 +108,7 @@ class Config:
     labels: LabelsSettings = field(default_factory=LabelsSettings)
     update: UpdateSettings = field(default_factory=UpdateSettings)
     snapshots: SnapshotSettings = field(default_factory=SnapshotSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping that :func:`load_config` turns back into this config."""
@@ -137,6 +141,12 @@ class Config:
             "labels": vars_of(self.labels),
             "update": vars_of(self.update),
             "snapshots": vars_of(self.snapshots),
+            "drift": {
+                **vars_of(self.drift),
+                "detector": None
+                if self.drift.detector is None
+                else {self.drift.detector.path: dict(self.drift.detector.params)},
+            },
         }
 
 
@@ -153,6 +163,7 @@ _SECTIONS = (
     "labels",
     "update",
     "snapshots",
+    "drift",
 )
 #: Per section, the fields given as durations (``500ms``, ``10s``, ``5m``, ``1h`` or ms).
 DURATION_FIELDS: Mapping[str, tuple[str, ...]] = {
@@ -324,8 +335,20 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
 
     model = model_steps(raw.get("model"))
     snapshots = parse_snapshots(raw)
+    drift = parse_drift(raw)
     cfg = Config(
-        job, kafka, topics, model, sampling, metrics, validation, seed, labels, update, snapshots
+        job,
+        kafka,
+        topics,
+        model,
+        sampling,
+        metrics,
+        validation,
+        seed,
+        labels,
+        update,
+        snapshots,
+        drift,
     )
     if check_model:
         model = build_model(cfg.model)

@@ -84,6 +84,8 @@ def check_kafka(cfg: Config, *, timeout_s: float = 10.0) -> list[str]:
     outputs = [cfg.topics.predictions, cfg.topics.metrics, cfg.topics.dead_letters]
     if cfg.sampling.strategy != "none":
         outputs.append(cfg.topics.sampling_stats)
+    if cfg.drift.detector is not None:
+        outputs.append(cfg.topics.model_events)
     return [
         f"output topic {t!r} does not exist yet; the broker must create it on first write"
         for t in outputs

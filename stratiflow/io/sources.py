@@ -22,6 +22,8 @@ from typing import Any
 from stratiflow.records import DEFAULT_KEY
 
 DEFAULT_SYNTH_N = 10_000
+#: Where the ``*_drift`` streams switch concept (abruptly): half way through the default size.
+DRIFT_POSITION = 5_000
 
 
 def _datasets() -> dict[str, tuple[Callable[[int], Any], int | None]]:
@@ -40,7 +42,37 @@ def _datasets() -> dict[str, tuple[Callable[[int], Any], int | None]]:
         "led": (lambda seed: synth.LED(seed=seed), None),
         "random_rbf": (lambda seed: synth.RandomRBF(seed_model=seed, seed_sample=seed), None),
         "mixed": (lambda seed: synth.Mixed(seed=seed), None),
+        # One abrupt concept drift at DRIFT_POSITION (River's ConceptDriftStream).
+        "sea_drift": (
+            lambda seed: _drifting(
+                synth.SEA(variant=0, seed=seed), synth.SEA(variant=3, seed=seed), seed
+            ),
+            None,
+        ),
+        "agrawal_drift": (
+            lambda seed: _drifting(
+                synth.Agrawal(classification_function=0, seed=seed),
+                synth.Agrawal(classification_function=2, seed=seed),
+                seed,
+            ),
+            None,
+        ),
+        "stagger_drift": (
+            lambda seed: _drifting(
+                synth.STAGGER(classification_function=0, seed=seed),
+                synth.STAGGER(classification_function=2, seed=seed),
+                seed,
+            ),
+            None,
+        ),
     }
+
+
+def _drifting(before: Any, after: Any, seed: int) -> Any:
+    from river.datasets import synth
+
+    # width 50: the switch takes about 50 events (River overflows on much narrower ones).
+    return synth.ConceptDriftStream(before, after, seed=seed, position=DRIFT_POSITION, width=50)
 
 
 def dataset_names() -> list[str]:

@@ -24,9 +24,18 @@ from typing import Any
 from stratiflow.config import Config
 from stratiflow.config.model import build_model, is_binary
 from stratiflow.evaluation import Cost, Evaluation, LabelCounts
+from stratiflow.evaluation.metrics import log_loss_term
 from stratiflow.labels import Answer, Expiry, LabelOutcome
 from stratiflow.learning.updates import LearnResult, Updater, learn_error
-from stratiflow.records import Event, Label, Prediction, Rejection, class_key
+from stratiflow.lifecycle import DriftMonitor
+from stratiflow.records import (
+    MODEL_EVENTS_SCHEMA_VERSION,
+    Event,
+    Label,
+    Prediction,
+    Rejection,
+    class_key,
+)
 from stratiflow.sampling import Example
 from stratiflow.snapshots import key_from_env, load_snapshot
 from stratiflow.validation.cleaning import Cleaner
@@ -174,6 +183,15 @@ class ModelState:
         Metrics reports made so far.
     last_ts
         The latest event time predicted (``None``: none yet).
+    drift
+        The drift detector and its adaptation state (``None``: no ``drift.detector``).
+    generation
+        How many times the serving model was replaced (reset or swapped) since the start.
+    version_base
+        Examples learned by earlier generations: ``model_version`` counts the serving
+        model's own.
+    pending_events
+        ``model_events`` records made by the last item, until the runner takes them.
 
     Examples
     --------
@@ -195,6 +213,12 @@ class ModelState:
     last_ts: int | None = None
     #: Examples learned per class (the cumulative trained-on mix).
     trained_on: dict[str, int] = field(default_factory=dict)
+    # Plain defaults (class attributes too): checkpoints taken before drift existed
+    # restore without them.
+    drift: DriftMonitor | None = None
+    generation: int = 0
+    version_base: int = 0
+    pending_events: list[dict[str, Any]] | None = None
 
     @classmethod
     def new(cls, cfg: Config, key: str = "default") -> ModelState:
@@ -202,12 +226,16 @@ class ModelState:
         positive = cfg.metrics.positive_class
         if positive is None and label_policy(model).binary:
             positive = True
+        drift = None
+        if cfg.drift.detector is not None:
+            drift = DriftMonitor.new(cfg.drift, cfg.model, window=cfg.metrics.window or 1000)
         return cls(
             model=model,
             evaluation=Evaluation.new(cfg.metrics, positive),
             updater=Updater(cfg.update),
             cleaner=Cleaner(cfg.validation),
             key=key,
+            drift=drift,
         )
 
     def learn_sample(self, x: dict[str, Any], y: Label) -> str | None:
@@ -226,6 +254,8 @@ class ModelState:
         cls = class_key(y)
         trained_on = self.trained_on
         trained_on[cls] = trained_on.get(cls, 0) + 1
+        if self.drift is not None and self.drift.background is not None:
+            self.drift.learn_background(x, y)
         return None
 
     def learn(self, x: dict[str, Any], y: Label, *, ts: int) -> int:
@@ -236,6 +266,10 @@ class ModelState:
                 return 1
             self.counts.learn_failed += 1
             return 0
+        if self.drift is not None and self.drift.background is not None:
+            # A background model learns each example as it is handed over, whatever the
+            # update mode: it is scored against the serving model, not published.
+            self.drift.learn_background(x, y)
         learned = 0
         for result in self.updater.add(self.model, x, y, ts=ts):
             self.record(result)
@@ -255,8 +289,25 @@ class ModelState:
 
     @property
     def model_version(self) -> int:
-        """Examples learned so far: a prediction's version says what the model had seen."""
-        return self.counts.learned
+        """Examples the serving model learned: a prediction's version says what it had seen."""
+        return self.counts.learned - self.version_base
+
+    def replace_model(self, model: Any, learned: int) -> None:
+        """Serve ``model``, which has learned ``learned`` examples: the next generation."""
+        self.model = model
+        self.version_base = self.counts.learned - learned
+        self.generation += 1
+
+    def emit(self, record: dict[str, Any]) -> None:
+        """Keep a ``model_events`` record for the runner to publish."""
+        if self.pending_events is None:
+            self.pending_events = []
+        self.pending_events.append(record)
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """The ``model_events`` records made since the last call."""
+        events, self.pending_events = self.pending_events, None
+        return events or []
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +399,12 @@ def step(
                 )
             )
     y_pred: Label | None = max(proba, key=proba.get) if proba else None
-    version = counts.learned  # state.model_version
+    version = counts.learned - state.version_base  # state.model_version
+    generation = state.generation  # the model that made the prediction, even if it is replaced
+    drift = state.drift
+    shadow = None
+    if drift is not None and drift.background is not None and event.label is not None:
+        shadow = drift.shadow_predict(x)  # before anything learns from this event
 
     scored = False
     label = event.label
@@ -371,6 +427,8 @@ def step(
             state.evaluation.score(label, y_pred, proba)
             counts.scored += 1
             scored = True
+            if drift is not None:
+                _watch_drift(state, drift, event.id, event.ts, label, y_pred, proba, shadow)
     else:
         counts.unlabelled += 1
         if waiting is not None:
@@ -382,7 +440,9 @@ def step(
     last_ts = state.last_ts
     if last_ts is None or ts > last_ts:
         state.last_ts = ts
-    prediction = Prediction(event.id, ts, event.key, y_pred, dict(proba), version, now_ms, label)
+    prediction = Prediction(
+        event.id, ts, event.key, y_pred, dict(proba), version, now_ms, label, generation
+    )
     if scored and report_every > 0 and counts.scored % report_every == 0:
         return StepOutput(prediction, None, True)
     return StepOutput(prediction)
@@ -441,6 +501,11 @@ def answer(
         state.evaluation.score(item.label, stored.y_pred, stored.proba)
         state.counts.scored += 1
         scored = True
+        if state.drift is not None:
+            _watch_drift(
+                state, state.drift, item.id, item.event.ts, item.label, stored.y_pred,
+                stored.proba, None,
+            )  # fmt: skip
     if learn:
         x, refused = state.cleaner.clean(item.event.features, learn=False)
         if refused is None:
@@ -578,6 +643,106 @@ def _tick(state: ModelState, ts: int) -> None:
     if state.updater.policy.buffers:
         for result in state.updater.tick(state.model, ts):
             state.record(result)
+
+
+def _watch_drift(
+    state: ModelState,
+    drift: DriftMonitor,
+    event_id: str,
+    ts: int,
+    y_true: Label,
+    y_pred: Label,
+    proba: dict[Label, float],
+    shadow: Label | None,
+) -> None:
+    """Feed one scored prediction to the key's detector and carry out what it decides.
+
+    ``shadow`` is the background model's answer for the same event (``None``: none).
+    """
+    correct = y_pred == y_true
+    if drift.settings.signal == "error":
+        signal = 0.0 if correct else 1.0
+    else:
+        signal = log_loss_term(y_true, proba)
+    if drift.background is not None and drift.background_learned:
+        drift.shadow_score(shadow, y_true, correct)
+    seen = drift.observe(error=signal, correct=correct)
+    where = {"key": state.key, "id": event_id, "ts": ts, "scored": state.counts.scored}
+    metric = (seen.before, seen.after)
+    if seen.warning:
+        _event(state, drift, "drift_warning", where, metric)
+        if drift.settings.adaptation == "background" and drift.background is None:
+            drift.start_background()
+            _event(state, drift, "background_start", where, metric)
+    if seen.drift:
+        _event(state, drift, "drift", where, metric)
+        adaptation = drift.settings.adaptation
+        if adaptation == "reset":
+            _replace(state, drift, "model_reset", where, drift.fresh_model(), 0, None)
+            drift.resets += 1
+        elif adaptation == "background":
+            if drift.background is not None and drift.background_learned:
+                _swap(state, drift, where)
+            elif drift.background is None:
+                drift.start_background()
+                _event(state, drift, "background_start", where, metric)
+    elif drift.background_is_better():
+        _swap(state, drift, where)
+
+
+def _swap(state: ModelState, drift: DriftMonitor, where: dict[str, Any]) -> None:
+    before = drift.background_accuracy()
+    model, learned = drift.take_background()
+    _replace(state, drift, "model_swap", where, model, learned, before)
+    drift.swaps += 1
+
+
+def _replace(
+    state: ModelState,
+    drift: DriftMonitor,
+    kind: str,
+    where: dict[str, Any],
+    model: Any,
+    learned: int,
+    new_accuracy: float | None,
+) -> None:
+    serving = drift.rolling.value
+    versions = (state.model_version, learned)
+    generations = (state.generation, state.generation + 1)
+    state.replace_model(model, learned)
+    _event(state, drift, kind, where, (serving, new_accuracy), versions, generations)
+
+
+def _event(
+    state: ModelState,
+    drift: DriftMonitor,
+    kind: str,
+    where: dict[str, Any],
+    metric: tuple[float | None, float | None],
+    versions: tuple[int, int] | None = None,
+    generations: tuple[int, int] | None = None,
+) -> None:
+    """Keep one ``model_events`` record; versions and generations default to no change."""
+    version, generation = state.model_version, state.generation
+    v_before, v_after = versions or (version, version)
+    g_before, g_after = generations or (generation, generation)
+    state.emit(
+        {
+            "schema_version": MODEL_EVENTS_SCHEMA_VERSION,
+            "type": kind,
+            **where,
+            "detector": drift.detector_name,
+            "adaptation": drift.settings.adaptation,
+            "metric": {
+                "name": "accuracy",
+                "window": drift.rolling.window,
+                "before": metric[0],
+                "after": metric[1],
+            },
+            "model_version": {"before": v_before, "after": v_after},
+            "generation": {"before": g_before, "after": g_after},
+        }
+    )
 
 
 def _report_due(state: ModelState, scored: bool, report_every: int) -> bool:

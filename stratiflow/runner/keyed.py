@@ -52,11 +52,14 @@ class Emitted:
         Refused inputs, for the dead-letters topic.
     reports
         Metrics records, for the metrics topic.
+    model_events
+        Drift warnings, drifts and model resets or swaps, for the model-events topic.
     """
 
     predictions: list[Prediction] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
+    model_events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def handle(
@@ -127,6 +130,8 @@ def handle(
             out.dead_letters.append(
                 DeadLetter.of(rejection, raw, record.source, at=now_ms, key=item.key)
             )
+    if state.pending_events is not None:
+        out.model_events = [{**e, "emitted_at": now_ms} for e in state.take_events()]
     if due:
         out.reports.append(_report(state, cfg, now_ms=now_ms))
     return out

@@ -49,6 +49,8 @@ class ReplayResult:
         The sampler's training batches.
     stats
         The sampler's sampling-stats records.
+    model_events
+        Drift warnings, drifts and model resets or swaps (with a ``drift.detector``).
     states
         Each key's final model state.
     """
@@ -58,6 +60,7 @@ class ReplayResult:
     reports: list[dict[str, Any]] = field(default_factory=list)
     batches: list[TrainingBatch] = field(default_factory=list)
     stats: list[dict[str, Any]] = field(default_factory=list)
+    model_events: list[dict[str, Any]] = field(default_factory=list)
     states: dict[str, ModelState] = field(default_factory=dict)
     #: Predictions still waiting for their labels at the end, per key.
     waiting: dict[str, dict[str, StoredPrediction]] = field(default_factory=dict)
@@ -163,6 +166,8 @@ def replay(
             dead_letters.extend(emitted.dead_letters)
         if emitted.reports:
             reports.extend(emitted.reports)
+        if emitted.model_events:
+            result.model_events.extend(emitted.model_events)
 
     def release(to: int) -> None:
         for aligner in aligners.values():

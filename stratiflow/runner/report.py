@@ -80,4 +80,6 @@ def metrics_report(
             "fallback_batches": state.updater.fallback_batches,
         },
         "cost": state.cost.summary(state.model, state, c.predicted, now_ms),
+        "generation": state.generation,
+        "drift": state.drift.summary() if state.drift is not None else None,
     }

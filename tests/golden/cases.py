@@ -27,6 +27,9 @@ from stratiflow.validation.parse import parse_event
 
 EXPECTED = Path(__file__).with_name("expected.json")
 WALL_CLOCK = ("emitted_at", "at", "cost")
+#: Fields added after expected.json was written, left out when they hold the value every
+#: golden case had then (no drift detector, one model): a change there still shows.
+ADDED_LATER = {"model": "main", "generation": 0, "drift": None}
 
 
 def _bad_lines() -> list[bytes]:
@@ -156,7 +159,11 @@ def run(name: str) -> dict[str, Any]:
 
 def _without_wall_clock(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _without_wall_clock(v) for k, v in value.items() if k not in WALL_CLOCK}
+        return {
+            k: _without_wall_clock(v)
+            for k, v in value.items()
+            if k not in WALL_CLOCK and not (k in ADDED_LATER and ADDED_LATER[k] == v)
+        }
     if isinstance(value, list):
         return [_without_wall_clock(v) for v in value]
     return value

@@ -28,7 +28,7 @@ from stratiflow.validation.parse import REASONS, LabelPolicy, Limits, event_from
 from tests.helpers import FULL_METRICS, T0, cfg_with, clocked, delayed_stream, probe_of
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
-NAMES = ("event", "prediction", "metrics", "dead_letter", "sampling_stats")
+NAMES = ("event", "prediction", "metrics", "dead_letter", "sampling_stats", "model_event")
 N = 50
 
 
@@ -862,3 +862,58 @@ def test_sampling_stats_schema_rejects(sampling_stats, path, value):
     assert "true" in record["classes"] and "true" in record["trained_mix"]
     assert_valid("sampling_stats", record)
     assert_invalid("sampling_stats", mutated(record, path, value))
+
+
+# -- drift: model events, generations in predictions, the metrics record's drift section ----
+
+
+@pytest.fixture(scope="module")
+def drifting_runs() -> list[ReplayResult]:
+    """Replays of a drifting stream with each adaptation (warnings need a binary detector)."""
+    stream = [event_from_object(e) for e in river_events("agrawal_drift", n=7000, seed=3)]
+    runs = []
+    for section in (
+        {"detector": "drift.ADWIN", "adaptation": "reset"},
+        {"detector": "drift.binary.DDM", "adaptation": "background", "min_scored": 200},
+        {"detector": {"drift.ADWIN": {"delta": 0.01}}, "signal": "loss"},
+    ):
+        cfg = cfg_with(drift=section, metrics={"report_every": 500})
+        runs.append(replay(stream, cfg, now_ms=T0))
+    return runs
+
+
+def test_model_events_match_their_schema(drifting_runs: list[ReplayResult]) -> None:
+    kinds = set()
+    for result in drifting_runs:
+        for record in result.model_events:
+            assert_valid("model_event", record)
+            kinds.add(record["type"])
+    assert {"drift", "drift_warning", "model_reset", "background_start", "model_swap"} <= kinds
+
+
+def test_predictions_and_reports_of_later_generations_match_their_schemas(
+    drifting_runs: list[ReplayResult],
+) -> None:
+    for result in drifting_runs:
+        for prediction in result.predictions[::50]:
+            assert_valid("prediction", prediction.to_dict())
+        for report in result.reports:
+            assert_valid("metrics", report)
+    assert max(p.generation for p in drifting_runs[0].predictions) > 0
+    assert drifting_runs[0].reports[-1]["drift"]["resets"] > 0
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("type", "retrain"), ("metric/before", 1.5), ("generation/after", -1), ("scored", 0)],
+)
+def test_model_event_schema_rejects_wrong_values(
+    drifting_runs: list[ReplayResult], path: str, value: Any
+) -> None:
+    record = copy.deepcopy(drifting_runs[0].model_events[0])
+    *parents, leaf = path.split("/")
+    node = record
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    assert_invalid("model_event", record)

@@ -125,6 +125,8 @@ def test_prediction_json_uses_string_class_keys():
         "y_pred": True,
         "proba": {"true": 0.75, "false": 0.25},
         "model_version": 3,
+        "model": "main",
+        "generation": 0,
         "emitted_at": 9,
         "y_true": False,
     }
