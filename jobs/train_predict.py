@@ -189,8 +189,10 @@ def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None)
 
 
 def _model_events(scored: DataStream, cfg: Config) -> DataStream | None:
-    """The model operator's drift records (none without a detector: no topic needed)."""
-    return side_output(scored, MODEL_EVENTS) if cfg.drift.detector is not None else None
+    """The model operator's drift and promotion records (none without a detector or
+    candidates: no topic needed)."""
+    wanted = cfg.drift.detector is not None or bool(cfg.candidates)
+    return side_output(scored, MODEL_EVENTS) if wanted else None
 
 
 def _same_parallelism(stream: DataStream, parallelism: int | None) -> DataStream:

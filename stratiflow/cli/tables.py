@@ -317,7 +317,7 @@ def format_record(value: bytes) -> str:
             f"dead-letter {obj['reason']:<22} {obj.get('topic')}/{obj.get('partition')}"
             f"@{obj.get('offset')}  {obj.get('detail')}  raw={raw[:60]!r}"
         )
-    if obj.get("type") in MODEL_EVENT_TYPES and "detector" in obj:
+    if obj.get("type") in MODEL_EVENT_TYPES and "generation" in obj:
         return format_model_event(obj)
     if "y_pred" in obj and "proba" in obj:
         best = max(obj["proba"].values(), default=0.0)
@@ -333,7 +333,14 @@ def format_record(value: bytes) -> str:
 
 
 #: The ``type`` values of model-events records.
-MODEL_EVENT_TYPES = ("drift_warning", "drift", "background_start", "model_reset", "model_swap")
+MODEL_EVENT_TYPES = (
+    "drift_warning",
+    "drift",
+    "background_start",
+    "model_reset",
+    "model_swap",
+    "promotion",
+)
 
 
 def format_model_event(obj: dict[str, Any]) -> str:
@@ -366,8 +373,11 @@ def format_model_event(obj: dict[str, Any]) -> str:
     metric, version, generation = obj["metric"], obj["model_version"], obj["generation"]
     line = (
         f"{obj['type']:<16} key={obj['key']:<10} at id={obj['id']} (scored {obj['scored']})  "
-        f"{obj['detector']}  accuracy {rate(metric['before'])} -> {rate(metric['after'])}"
+        f"{obj.get('detector') or ''}  {metric.get('name', 'accuracy')} "
+        f"{rate(metric['before'])} -> {rate(metric['after'])}"
     )
+    if "model" in obj:
+        line += f"  model {obj['model']['before']} -> {obj['model']['after']}"
     if generation["before"] != generation["after"]:
         line += (
             f"  generation {generation['before']} -> {generation['after']}, "

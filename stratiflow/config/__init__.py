@@ -51,6 +51,12 @@ from stratiflow.config.sampling import (
     SamplingSettings,
     SamplingStrategy,
 )
+from stratiflow.config.selection import (
+    SELECTION_METRICS,
+    Candidate,
+    SelectionMetric,
+    SelectionSettings,
+)
 from stratiflow.config.settings import (
     DURATION_FIELDS,
     Config,
@@ -89,10 +95,12 @@ __all__ = [
     "OUTLIER_POLICIES",
     "SAMPLING_ORDERS",
     "SAMPLING_STRATEGIES",
+    "SELECTION_METRICS",
     "STARTING_OFFSETS",
     "STATE_BACKENDS",
     "UNKNOWN_FEATURE_POLICIES",
     "UPDATE_MODES",
+    "Candidate",
     "Config",
     "ConfigError",
     "DeliveryGuarantee",
@@ -113,6 +121,8 @@ __all__ = [
     "SamplingOrder",
     "SamplingSettings",
     "SamplingStrategy",
+    "SelectionMetric",
+    "SelectionSettings",
     "SnapshotSettings",
     "StartingOffsets",
     "StateBackend",

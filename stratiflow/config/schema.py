@@ -26,6 +26,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from stratiflow.config.fields import DURATION_PATTERN
 from stratiflow.config.model import ModelStep
+from stratiflow.config.selection import Candidate
 from stratiflow.config.settings import DURATION_FIELDS, Config
 from stratiflow.config.validation import FeatureRule
 
@@ -61,13 +62,15 @@ def job_config_schema() -> dict[str, Any]:
 def _object(cls: type, section: str) -> dict[str, Any]:
     hints = get_type_hints(cls)
     docs = _field_comments(cls)
-    defaults = cls()
+    defaults = cls() if cls is not Candidate else None
     properties: dict[str, Any] = {}
     prop: dict[str, Any]
     for f in dataclasses.fields(cls):
         path = f"{section}.{f.name}" if section else f.name
         if hints[f.name] == tuple[ModelStep, ...]:
             prop = _model_schema()
+        elif hints[f.name] == tuple[Candidate, ...]:
+            prop = {"type": "array", "items": _object(Candidate, "candidates"), "default": []}
         elif hints[f.name] == ModelStep | None:  # drift.detector: one step, or null
             prop = {"anyOf": [_STEP, {"type": "null"}], "default": None}
         elif f.name in DURATION_FIELDS.get(section, ()):
@@ -78,8 +81,8 @@ def _object(cls: type, section: str) -> dict[str, Any]:
             prop = _type(hints[f.name], path)
         if f.name in docs:
             prop["description"] = docs[f.name]
-        default = getattr(defaults, f.name)
-        if not dataclasses.is_dataclass(default) and "default" not in prop:
+        default = getattr(defaults, f.name, None)
+        if defaults is not None and not dataclasses.is_dataclass(default) and "default" not in prop:
             prop["default"] = _plain(default)
         properties[f.name] = prop
     out: dict[str, Any] = {

@@ -50,6 +50,12 @@ from stratiflow.config.sampling import (
     SamplingSettings,
     parse_sampling,
 )
+from stratiflow.config.selection import (
+    Candidate,
+    SelectionSettings,
+    parse_candidates,
+    parse_selection,
+)
 from stratiflow.config.update import DURATIONS as _UPDATE_DURATIONS
 from stratiflow.config.update import UpdateSettings, parse_update
 from stratiflow.config.validation import DURATIONS as _VALIDATION_DURATIONS
@@ -95,6 +101,10 @@ class Config:
         The signed model snapshot to warm-start from.
     drift
         Concept-drift detection per model key, and the adaptation it triggers.
+    candidates
+        More pipelines per model key beside ``model`` (named ``main``), shadow-scored.
+    selection
+        How the pipeline whose predictions are published is chosen.
     """
 
     job: JobSettings = field(default_factory=JobSettings)
@@ -109,6 +119,8 @@ class Config:
     update: UpdateSettings = field(default_factory=UpdateSettings)
     snapshots: SnapshotSettings = field(default_factory=SnapshotSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
+    candidates: tuple[Candidate, ...] = ()
+    selection: SelectionSettings = field(default_factory=SelectionSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping that :func:`load_config` turns back into this config."""
@@ -147,6 +159,11 @@ class Config:
                 if self.drift.detector is None
                 else {self.drift.detector.path: dict(self.drift.detector.params)},
             },
+            "candidates": [
+                {"name": c.name, "model": [{s.path: dict(s.params)} for s in c.model]}
+                for c in self.candidates
+            ],
+            "selection": vars_of(self.selection),
         }
 
 
@@ -164,6 +181,8 @@ _SECTIONS = (
     "update",
     "snapshots",
     "drift",
+    "candidates",
+    "selection",
 )
 #: Per section, the fields given as durations (``500ms``, ``10s``, ``5m``, ``1h`` or ms).
 DURATION_FIELDS: Mapping[str, tuple[str, ...]] = {
@@ -336,6 +355,8 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
     model = model_steps(raw.get("model"))
     snapshots = parse_snapshots(raw)
     drift = parse_drift(raw)
+    candidates = parse_candidates(raw, check_model=check_model)
+    selection = parse_selection(raw)
     cfg = Config(
         job,
         kafka,
@@ -349,6 +370,8 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
         update,
         snapshots,
         drift,
+        candidates,
+        selection,
     )
     if check_model:
         model = build_model(cfg.model)

@@ -84,7 +84,7 @@ def check_kafka(cfg: Config, *, timeout_s: float = 10.0) -> list[str]:
     outputs = [cfg.topics.predictions, cfg.topics.metrics, cfg.topics.dead_letters]
     if cfg.sampling.strategy != "none":
         outputs.append(cfg.topics.sampling_stats)
-    if cfg.drift.detector is not None:
+    if cfg.drift.detector is not None or cfg.candidates:
         outputs.append(cfg.topics.model_events)
     return [
         f"output topic {t!r} does not exist yet; the broker must create it on first write"

@@ -27,7 +27,7 @@ from stratiflow.evaluation import Cost, Evaluation, LabelCounts
 from stratiflow.evaluation.metrics import log_loss_term
 from stratiflow.labels import Answer, Expiry, LabelOutcome
 from stratiflow.learning.updates import LearnResult, Updater, learn_error
-from stratiflow.lifecycle import DriftMonitor
+from stratiflow.lifecycle import DriftMonitor, Selection
 from stratiflow.records import (
     MODEL_EVENTS_SCHEMA_VERSION,
     Event,
@@ -185,6 +185,8 @@ class ModelState:
         The latest event time predicted (``None``: none yet).
     drift
         The drift detector and its adaptation state (``None``: no ``drift.detector``).
+    selection
+        The champion's name and the challenger pipelines (``None``: no ``candidates``).
     generation
         How many times the serving model was replaced (reset or swapped) since the start.
     version_base
@@ -216,6 +218,7 @@ class ModelState:
     # Plain defaults (class attributes too): checkpoints taken before drift existed
     # restore without them.
     drift: DriftMonitor | None = None
+    selection: Selection | None = None
     generation: int = 0
     version_base: int = 0
     pending_events: list[dict[str, Any]] | None = None
@@ -229,6 +232,15 @@ class ModelState:
         drift = None
         if cfg.drift.detector is not None:
             drift = DriftMonitor.new(cfg.drift, cfg.model, window=cfg.metrics.window or 1000)
+        selection = None
+        if cfg.candidates:
+            selection = Selection.new(
+                cfg.selection,
+                cfg.candidates,
+                positive=positive,
+                auc_bins=cfg.metrics.auc_bins,
+                main=cfg.model,
+            )
         return cls(
             model=model,
             evaluation=Evaluation.new(cfg.metrics, positive),
@@ -236,6 +248,7 @@ class ModelState:
             cleaner=Cleaner(cfg.validation),
             key=key,
             drift=drift,
+            selection=selection,
         )
 
     def learn_sample(self, x: dict[str, Any], y: Label) -> str | None:
@@ -256,6 +269,8 @@ class ModelState:
         trained_on[cls] = trained_on.get(cls, 0) + 1
         if self.drift is not None and self.drift.background is not None:
             self.drift.learn_background(x, y)
+        if self.selection is not None:
+            self.selection.learn(x, y)
         return None
 
     def learn(self, x: dict[str, Any], y: Label, *, ts: int) -> int:
@@ -270,6 +285,9 @@ class ModelState:
             # A background model learns each example as it is handed over, whatever the
             # update mode: it is scored against the serving model, not published.
             self.drift.learn_background(x, y)
+        if self.selection is not None:
+            # Challengers learn each example as it is handed over, like a background model.
+            self.selection.learn(x, y)
         learned = 0
         for result in self.updater.add(self.model, x, y, ts=ts):
             self.record(result)
@@ -405,6 +423,11 @@ def step(
     shadow = None
     if drift is not None and drift.background is not None and event.label is not None:
         shadow = drift.shadow_predict(x)  # before anything learns from this event
+    selection = state.selection
+    shadows = None
+    if selection is not None and event.label is not None:
+        shadows = selection.shadow_predict(x)
+    serving = selection.champion if selection is not None else "main"
 
     scored = False
     label = event.label
@@ -427,8 +450,12 @@ def step(
             state.evaluation.score(label, y_pred, proba)
             counts.scored += 1
             scored = True
+            if selection is not None:
+                selection.score(label, y_pred, proba, shadows)
             if drift is not None:
                 _watch_drift(state, drift, event.id, event.ts, label, y_pred, proba, shadow)
+            if selection is not None:
+                _select(state, selection, event.id, event.ts)
     else:
         counts.unlabelled += 1
         if waiting is not None:
@@ -441,7 +468,7 @@ def step(
     if last_ts is None or ts > last_ts:
         state.last_ts = ts
     prediction = Prediction(
-        event.id, ts, event.key, y_pred, dict(proba), version, now_ms, label, generation
+        event.id, ts, event.key, y_pred, dict(proba), version, now_ms, label, generation, serving
     )
     if scored and report_every > 0 and counts.scored % report_every == 0:
         return StepOutput(prediction, None, True)
@@ -501,6 +528,8 @@ def answer(
         state.evaluation.score(item.label, stored.y_pred, stored.proba)
         state.counts.scored += 1
         scored = True
+        if state.selection is not None:
+            state.selection.score(item.label, stored.y_pred, stored.proba, None)
         if state.drift is not None:
             _watch_drift(
                 state, state.drift, item.id, item.event.ts, item.label, stored.y_pred,
@@ -672,22 +701,63 @@ def _watch_drift(
     if seen.warning:
         _event(state, drift, "drift_warning", where, metric)
         if drift.settings.adaptation == "background" and drift.background is None:
-            drift.start_background()
+            drift.start_background(_fresh(state, drift))
             _event(state, drift, "background_start", where, metric)
     if seen.drift:
         _event(state, drift, "drift", where, metric)
         adaptation = drift.settings.adaptation
         if adaptation == "reset":
-            _replace(state, drift, "model_reset", where, drift.fresh_model(), 0, None)
+            _replace(state, drift, "model_reset", where, _fresh(state, drift), 0, None)
             drift.resets += 1
         elif adaptation == "background":
             if drift.background is not None and drift.background_learned:
                 _swap(state, drift, where)
             elif drift.background is None:
-                drift.start_background()
+                drift.start_background(_fresh(state, drift))
                 _event(state, drift, "background_start", where, metric)
     elif drift.background_is_better():
         _swap(state, drift, where)
+
+
+def _fresh(state: ModelState, drift: DriftMonitor) -> Any:
+    """A new, untrained model of the serving pipeline (a candidate, once promoted)."""
+    if state.selection is not None:
+        return state.selection.fresh_champion()
+    return drift.fresh_model()
+
+
+def _select(state: ModelState, selection: Selection, event_id: str, ts: int) -> None:
+    """Promote the best challenger when it beats the champion (checked now and then)."""
+    found = selection.candidate_to_promote(state.counts.scored)
+    if found is None:
+        return
+    index, value, champion_value = found
+    before = selection.champion
+    versions = (state.model_version, selection.challengers[index].learned)
+    generations = (state.generation, state.generation + 1)
+    new = selection.promote(index, state.model, state.model_version)
+    state.replace_model(new.model, new.learned)
+    state.emit(
+        {
+            "schema_version": MODEL_EVENTS_SCHEMA_VERSION,
+            "type": "promotion",
+            "key": state.key,
+            "id": event_id,
+            "ts": ts,
+            "scored": state.counts.scored,
+            "detector": state.drift.detector_name if state.drift is not None else None,
+            "adaptation": state.drift.settings.adaptation if state.drift is not None else None,
+            "metric": {
+                "name": selection.settings.metric,
+                "window": selection.settings.window,
+                "before": champion_value,
+                "after": value,
+            },
+            "model_version": {"before": versions[0], "after": versions[1]},
+            "generation": {"before": generations[0], "after": generations[1]},
+            "model": {"before": before, "after": new.name},
+        }
+    )
 
 
 def _swap(state: ModelState, drift: DriftMonitor, where: dict[str, Any]) -> None:

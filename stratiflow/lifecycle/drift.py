@@ -168,9 +168,10 @@ class DriftMonitor:
         """A new, untrained model of the configured pipeline."""
         return build_model(self.model_steps)
 
-    def start_background(self) -> None:
-        """A fresh model starts learning beside the serving one."""
-        self.background = self.fresh_model()
+    def start_background(self, model: Any = None) -> None:
+        """A fresh model (``model``, or one of the configured pipeline) starts learning
+        beside the serving one."""
+        self.background = model if model is not None else self.fresh_model()
         self.background_learned = 0
         self.background_scored = self.background_correct = self.serving_correct = 0
 

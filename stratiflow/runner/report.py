@@ -82,4 +82,7 @@ def metrics_report(
         "cost": state.cost.summary(state.model, state, c.predicted, now_ms),
         "generation": state.generation,
         "drift": state.drift.summary() if state.drift is not None else None,
+        "candidates": (
+            state.selection.summary(state.model_version) if state.selection is not None else None
+        ),
     }

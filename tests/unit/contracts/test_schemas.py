@@ -879,6 +879,11 @@ def drifting_runs() -> list[ReplayResult]:
     ):
         cfg = cfg_with(drift=section, metrics={"report_every": 500})
         runs.append(replay(stream, cfg, now_ms=T0))
+    tree = [{"tree.HoeffdingTreeClassifier": {"grace_period": 50}}]
+    with_candidates = cfg_with(
+        candidates=[{"name": "tree", "model": tree}], metrics={"report_every": 500}
+    )
+    runs.append(replay(stream, with_candidates, now_ms=T0))
     return runs
 
 
@@ -888,7 +893,14 @@ def test_model_events_match_their_schema(drifting_runs: list[ReplayResult]) -> N
         for record in result.model_events:
             assert_valid("model_event", record)
             kinds.add(record["type"])
-    assert {"drift", "drift_warning", "model_reset", "background_start", "model_swap"} <= kinds
+    assert {
+        "drift",
+        "drift_warning",
+        "model_reset",
+        "background_start",
+        "model_swap",
+        "promotion",
+    } <= kinds
 
 
 def test_predictions_and_reports_of_later_generations_match_their_schemas(
@@ -901,11 +913,13 @@ def test_predictions_and_reports_of_later_generations_match_their_schemas(
             assert_valid("metrics", report)
     assert max(p.generation for p in drifting_runs[0].predictions) > 0
     assert drifting_runs[0].reports[-1]["drift"]["resets"] > 0
+    assert {p.model for p in drifting_runs[-1].predictions} == {"main", "tree"}
+    assert drifting_runs[-1].reports[-1]["candidates"]["promotions"] > 0
 
 
 @pytest.mark.parametrize(
     ("path", "value"),
-    [("type", "retrain"), ("metric/before", 1.5), ("generation/after", -1), ("scored", 0)],
+    [("type", "retrain"), ("metric/before", -0.5), ("generation/after", -1), ("scored", 0)],
 )
 def test_model_event_schema_rejects_wrong_values(
     drifting_runs: list[ReplayResult], path: str, value: Any
