@@ -30,7 +30,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from river import compose, drift, forest, linear_model, preprocessing, tree
+from river import (
+    bandit,
+    compose,
+    drift,
+    forest,
+    linear_model,
+    metrics,
+    model_selection,
+    naive_bayes,
+    preprocessing,
+    tree,
+)
 from river.datasets import synth
 
 from stratiflow.config import load_config
@@ -50,14 +61,27 @@ GENERATORS: dict[str, Callable[[int, int], Any]] = {
     "sine": lambda seed, c: synth.Sine(classification_function=(0, 1)[c], seed=seed),
 }
 MODEL = [{"preprocessing.StandardScaler": {}}, {"linear_model.LogisticRegression": {}}]
-#: The job's variants: (name, drift section).
+TREE = [{"tree.HoeffdingTreeClassifier": {"grace_period": 50}}]
+CANDIDATES = [{"name": "tree", "model": TREE}, {"name": "nb", "model": ["naive_bayes.GaussianNB"]}]
+#: The job's variants: (name, the config sections beside ``model``).
 JOB_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("job: no detector", {}),
-    ("job: ADWIN, adaptation none", {"detector": "drift.ADWIN"}),
-    ("job: DDM, adaptation none", {"detector": "drift.binary.DDM"}),
-    ("job: ADWIN, reset", {"detector": "drift.ADWIN", "adaptation": "reset"}),
-    ("job: DDM, background", {"detector": "drift.binary.DDM", "adaptation": "background"}),
-    ("job: ADWIN, background", {"detector": "drift.ADWIN", "adaptation": "background"}),
+    ("job: ADWIN, adaptation none", {"drift": {"detector": "drift.ADWIN"}}),
+    ("job: DDM, adaptation none", {"drift": {"detector": "drift.binary.DDM"}}),
+    ("job: ADWIN, reset", {"drift": {"detector": "drift.ADWIN", "adaptation": "reset"}}),
+    (
+        "job: DDM, background",
+        {"drift": {"detector": "drift.binary.DDM", "adaptation": "background"}},
+    ),
+    ("job: ADWIN, background", {"drift": {"detector": "drift.ADWIN", "adaptation": "background"}}),
+    ("job: candidates LR + tree + NB", {"candidates": CANDIDATES}),
+    (
+        "job: candidates LR + tree + NB, DDM background",
+        {
+            "candidates": CANDIDATES,
+            "drift": {"detector": "drift.binary.DDM", "adaptation": "background"},
+        },
+    ),
 ]
 #: Models run directly in River, prequentially (predict, then learn).
 RIVER_MODELS: dict[str, Callable[[int], Any]] = {
@@ -67,6 +91,15 @@ RIVER_MODELS: dict[str, Callable[[int], Any]] = {
     # 5 trees instead of 10: ARF is by far the slowest contestant here.
     "River ARFClassifier (5 trees)": lambda seed: forest.ARFClassifier(n_models=5, seed=seed),
     "River HoeffdingAdaptiveTree": lambda seed: tree.HoeffdingAdaptiveTreeClassifier(seed=seed),
+    "River BanditClassifier (LR, tree, NB; UCB)": lambda seed: model_selection.BanditClassifier(
+        models=[
+            compose.Pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression()),
+            tree.HoeffdingTreeClassifier(grace_period=50),
+            naive_bayes.GaussianNB(),
+        ],
+        metric=metrics.Accuracy(),
+        policy=bandit.UCB(delta=1.0, seed=seed),
+    ),
 }
 #: The default detector the goals speak of.
 DEFAULT_DETECTOR = "job: ADWIN, adaptation none"
@@ -131,10 +164,10 @@ def accuracy_after(correct: list[bool], drifts: list[int], after: int) -> float:
 
 
 def run_job(
-    events: list[dict[str, Any]], section: dict[str, Any]
+    events: list[dict[str, Any]], sections: dict[str, Any]
 ) -> tuple[list[bool], list[int], float]:
     """Correctness per event, detection points and seconds, for one job variant."""
-    cfg = load_config({"model": MODEL, "drift": section} if section else {"model": MODEL})
+    cfg = load_config({"model": MODEL, **sections})
     t0 = time.perf_counter()
     result = replay(events, cfg)
     seconds = time.perf_counter() - t0
@@ -175,12 +208,12 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(1, args.seeds + 1):
                 events = list(drifting_events(name, kind, seed, args.n, drifts, args.width))
                 base = {"stream": name, "kind": kind, "seed": seed}
-                for variant, section in JOB_VARIANTS:
-                    correct, detections, seconds = run_job(events, section)
+                for variant, sections in JOB_VARIANTS:
+                    correct, detections, seconds = run_job(events, sections)
                     row = {**base, "model": variant, "seconds": round(seconds, 2)}
                     row["accuracy_after_drift"] = accuracy_after(correct, drifts, args.after)
                     row["accuracy"] = sum(correct) / len(correct)
-                    if section:
+                    if "drift" in sections:
                         row["detections"] = detections
                         row |= detection_scores(detections, drifts, args.n, args.max_delay)
                     runs.append(row)

@@ -94,3 +94,24 @@ def test_background_models_and_a_sampler_as_in_the_pure_core(tmp_path):
     )
     assert_same(result, reference)
     assert {"drift_warning", "background_start"} <= {m["type"] for m in reference.model_events}
+
+
+def test_champion_and_challenger_as_in_the_pure_core(tmp_path):
+    """Two keys at parallelism 2, a Hoeffding tree beside the logistic regression: the
+    promotions, the published pipeline per prediction and the final candidates sections."""
+    tree = [{"tree.HoeffdingTreeClassifier": {"grace_period": 50}}]
+    result, reference = run(
+        tmp_path,
+        ("a", "b"),
+        2,
+        candidates=[{"name": "tree", "model": tree}],
+        drift={"detector": "drift.ADWIN", "adaptation": "reset"},
+    )
+    assert_same(result, reference)
+    predictions = {p["id"]: p for p in read_jsonl(result.out_dir / "predictions.jsonl")}
+    assert all(predictions[p.id]["model"] == p.model for p in reference.predictions)
+    assert "promotion" in {m["type"] for m in reference.model_events}
+    finals = {m["key"]: m for m in read_jsonl(result.out_dir / "metrics.jsonl") if m["final"]}
+    for report in reference.reports:
+        if report["final"]:
+            assert finals[report["key"]]["candidates"] == report["candidates"]
