@@ -104,7 +104,16 @@ def test_public_functions_have_numpydoc_sections() -> None:
     import inspect
     import re
 
-    packages = ("config", "validation", "labels", "evaluation", "sampling", "learning", "runner")
+    packages = (
+        "config",
+        "validation",
+        "labels",
+        "evaluation",
+        "sampling",
+        "lifecycle",
+        "learning",
+        "runner",
+    )
     missing = []
     for package in (*packages, "cli"):
         module = importlib.import_module(f"stratiflow.{package}")
