@@ -149,12 +149,16 @@ class StoredPrediction:
         Examples the model had learned when it predicted.
     ts
         The event's time.
+    shadows
+        With candidates: each challenger's probabilities for the event, by name (scored
+        when the label comes). Absent from predictions stored before candidates existed.
     """
 
     y_pred: Label | None
     proba: dict[Label, float]
     model_version: int
     ts: int
+    shadows: dict[str, dict[Label, float] | None] | None = None
 
 
 @dataclass
@@ -459,7 +463,13 @@ def step(
     else:
         counts.unlabelled += 1
         if waiting is not None:
-            waiting[event.id] = StoredPrediction(y_pred, dict(proba), version, event.ts)
+            named = None
+            if selection is not None:
+                challengers = selection.challengers
+                named = dict(
+                    zip((c.name for c in challengers), selection.shadow_predict(x), strict=True)
+                )
+            waiting[event.id] = StoredPrediction(y_pred, dict(proba), version, event.ts, named)
             state.labels.waiting += 1
     state.cost.predict.add(predict_seconds)
     counts.predicted += 1
@@ -529,7 +539,10 @@ def answer(
         state.counts.scored += 1
         scored = True
         if state.selection is not None:
-            state.selection.score(item.label, stored.y_pred, stored.proba, None)
+            # Slots: a prediction stored before candidates existed has no ``shadows``.
+            named = getattr(stored, "shadows", None)
+            state.selection.score_by_name(item.label, stored.y_pred, stored.proba, named)
+            _select(state, state.selection, item.id, item.event.ts)
         if state.drift is not None:
             _watch_drift(
                 state, state.drift, item.id, item.event.ts, item.label, stored.y_pred,

@@ -137,6 +137,24 @@ class Selection:
                 c.rolling.update(y_true, max(p, key=p.__getitem__), p)
                 c.scored += 1
 
+    def score_by_name(
+        self,
+        y_true: Label,
+        y_pred: Label,
+        proba: Mapping[Label, float],
+        shadows: Mapping[str, dict[Label, float] | None] | None,
+    ) -> None:
+        """:meth:`score` for a delayed label: the challengers' answers were stored by name
+        when the event was predicted (a promotion may have reordered them since)."""
+        self.champion_rolling.update(y_true, y_pred, proba)
+        if not shadows:
+            return
+        for c in self.challengers:
+            p = shadows.get(c.name)
+            if p:
+                c.rolling.update(y_true, max(p, key=p.__getitem__), p)
+                c.scored += 1
+
     def value(self, rolling: RollingMetrics) -> float | None:
         """The selection metric of one rolling window (``None``: nothing scored)."""
         summary = rolling.summary()

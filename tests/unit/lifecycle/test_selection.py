@@ -103,3 +103,29 @@ def test_bad_candidates_and_selection_fail_at_load_with_the_field_path(section, 
     with pytest.raises(ConfigError) as info:
         load_config(section)
     assert info.value.path == path, str(info.value)
+
+
+def test_challengers_are_scored_on_delayed_labels_too():
+    """Every label comes five events after its event: the challengers' answers, stored
+    with the waiting prediction, are scored when it is joined, and the tree is promoted."""
+    raw = list(river_events("agrawal", n=3000, seed=1, interval_ms=10))
+    stream: list[dict] = []
+    for i, e in enumerate(raw):
+        stream.append({**e, "label": None})
+        if i >= 5:
+            late = raw[i - 5]
+            stream.append({"id": late["id"], "label": late["label"], "ts": e["ts"]})
+    cfg = load_config(
+        {"model": MAIN, "candidates": [{"name": "tree", "model": TREE}], "labels": {"ttl": "1h"}}
+    )
+    result = replay(stream, cfg, now_ms=0)
+    final = result.reports[-1]
+    joined = final["labels"]["joined"]
+    assert joined == 2995 and final["counts"]["scored"] == joined
+    (promotion,) = [m for m in result.model_events if m["type"] == "promotion"]
+    assert promotion["model"] == {"before": "main", "after": "tree"}
+    selection = result.states["default"].selection
+    assert selection is not None and selection.champion == "tree"
+    # main, a challenger since its demotion, is scored on the labels of the events predicted
+    # after it: the five joined next belong to events main itself served (no shadow of it).
+    assert [c.scored for c in selection.challengers] == [joined - promotion["scored"] - 5]
