@@ -216,7 +216,7 @@ def worker_bare(path: Path, model: str, batch: int, out: Path) -> None:
     import pandas as pd
 
     from stratiflow.config import ModelStep
-    from stratiflow.learning.learner import build_model
+    from stratiflow.config.model import build_model
 
     steps = tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
     events = list(read_events(path))
@@ -249,7 +249,7 @@ def worker_kafka_loop(
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     from stratiflow.config import ModelStep
-    from stratiflow.learning.learner import build_model
+    from stratiflow.config.model import build_model
 
     steps = tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
     consumer = KafkaConsumer(

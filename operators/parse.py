@@ -10,7 +10,8 @@ from typing import Any
 from pyflink.datastream import ProcessFunction
 
 from stratiflow.config import Config
-from stratiflow.learning.learner import build_model, label_policy
+from stratiflow.config.model import build_model
+from stratiflow.learning.state import label_policy
 from stratiflow.operators.raw import raw_of, unpack
 from stratiflow.operators.tags import dead_letter
 from stratiflow.records import DeadLetter, Event, LabelRecord, Rejection

@@ -123,7 +123,8 @@ def expected_outcomes(
     reason}`` and the ids it must predict (in order)."""
     from dataclasses import replace
 
-    from stratiflow.learning.learner import build_model, label_policy
+    from stratiflow.config.model import build_model
+    from stratiflow.learning.state import label_policy
     from stratiflow.records import Event, Rejection, SourceRef
     from stratiflow.runner.replay import replay
     from stratiflow.validation.parse import Limits, parse_event

@@ -1,5 +1,6 @@
-"""The model of one key: built from config, one ``step`` (predict, score, learn) shared by
-every runner (``learner``), and when it learns (``updates``).
+"""The model of one key: its state (``state``), one ``step`` (predict, score, learn)
+shared by every runner (``learner``), when it learns (``updates``), and the drift and
+champion/challenger decisions carried out on it (``adaptation``).
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def test_nested_estimator_parameter():
     cfg = load_config(
         {"model": [{"linear_model.LogisticRegression": {"optimizer": {"optim.SGD": {"lr": 0.05}}}}]}
     )
-    from stratiflow.learning.learner import build_model
+    from stratiflow.config.model import build_model
 
     model = build_model(cfg.model)
     assert type(model.optimizer).__name__ == "SGD" and model.optimizer.learning_rate == 0.05

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from stratiflow.config import ConfigError, load_config
+from stratiflow.config.model import build_model
 from stratiflow.io.sources import river_events
-from stratiflow.learning.learner import build_model
 from stratiflow.runner.replay import replay
 from stratiflow.snapshots import (
     SnapshotError,

@@ -5,8 +5,9 @@ from river import metrics as river_metrics
 from river import tree
 
 from stratiflow.config import ConfigError, ModelStep, load_config
+from stratiflow.config.model import build_model
 from stratiflow.evaluation.metrics import CumulativeMetrics
-from stratiflow.learning.learner import ModelState, build_model, label_policy, step
+from stratiflow.learning.learner import ModelState, label_policy, step
 from stratiflow.records import Event
 from stratiflow.runner.report import metrics_report
 from tests.helpers import (
