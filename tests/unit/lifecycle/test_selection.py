@@ -129,3 +129,22 @@ def test_challengers_are_scored_on_delayed_labels_too():
     # main, a challenger since its demotion, is scored on the labels of the events predicted
     # after it: the five joined next belong to events main itself served (no shadow of it).
     assert [c.scored for c in selection.challengers] == [joined - promotion["scored"] - 5]
+
+
+def test_a_waiting_prediction_stored_before_candidates_existed_still_scores():
+    """A savepoint from before this change holds StoredPredictions of four slots (no
+    ``shadows``): their labels still join, scoring the champion and no challenger."""
+    from stratiflow.labels import Answer
+    from stratiflow.learning import ModelState, StoredPrediction, answer
+    from stratiflow.records import Event
+
+    cfg = load_config({"model": MAIN, "candidates": [{"name": "tree", "model": TREE}]})
+    state = ModelState.new(cfg)
+    old = StoredPrediction.__new__(StoredPrediction)
+    StoredPrediction.__setstate__(old, [True, {True: 0.7, False: 0.3}, 0, 5])  # as unpickled
+    assert not hasattr(old, "shadows")
+    event = Event("e", 5, {"x": 1.0})
+    state.labels.waiting = 1
+    answer(state, Answer("default", "e", 6, False, event), old)
+    assert state.counts.scored == 1 and state.labels.joined == 1
+    assert state.selection is not None and [c.scored for c in state.selection.challengers] == [0]
