@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from stratiflow.config.drift import (
     DRIFT_ADAPTATIONS,
+    DRIFT_DIRECTIONS,
     DRIFT_SIGNALS,
     DriftAdaptation,
+    DriftDirection,
     DriftSettings,
     DriftSignal,
 )
@@ -86,6 +88,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DELIVERY_GUARANTEES",
     "DRIFT_ADAPTATIONS",
+    "DRIFT_DIRECTIONS",
     "DRIFT_SIGNALS",
     "DURATION_FIELDS",
     "EXECUTION_MODES",
@@ -105,6 +108,7 @@ __all__ = [
     "ConfigError",
     "DeliveryGuarantee",
     "DriftAdaptation",
+    "DriftDirection",
     "DriftSettings",
     "DriftSignal",
     "ExecutionMode",

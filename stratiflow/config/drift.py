@@ -22,8 +22,10 @@ from stratiflow.config.model import ModelStep, instantiate
 
 __all__ = [
     "DRIFT_ADAPTATIONS",
+    "DRIFT_DIRECTIONS",
     "DRIFT_SIGNALS",
     "DriftAdaptation",
+    "DriftDirection",
     "DriftSettings",
     "DriftSignal",
     "build_detector",
@@ -33,8 +35,10 @@ __all__ = [
 
 DriftSignal = Literal["error", "loss"]
 DriftAdaptation = Literal["none", "reset", "background"]
+DriftDirection = Literal["increase", "any"]
 DRIFT_SIGNALS: tuple[str, ...] = get_args(DriftSignal)
 DRIFT_ADAPTATIONS: tuple[str, ...] = get_args(DriftAdaptation)
+DRIFT_DIRECTIONS: tuple[str, ...] = get_args(DriftDirection)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,11 @@ class DriftSettings:
     #: ``background``: scored events over which a background model must beat the serving
     #: one (both scored on the same events) to replace it before a drift.
     min_scored: int = 500
+    #: ``increase``: a drift the detector reports while its estimate of the signal fell (the
+    #: model got better: ADWIN flags changes both ways) is counted as an improvement, not
+    #: acted on; ``any``: every drift the detector reports counts. Only detectors with an
+    #: ``estimation`` (ADWIN) can tell; the binary ones only look for increases anyway.
+    direction: DriftDirection = "increase"
 
 
 def detector_kind(step: ModelStep) -> tuple[Literal["binary", "continuous"], bool, bool]:
@@ -134,6 +143,7 @@ def parse_drift(raw: dict[str, Any]) -> DriftSettings:
     settings = read_section(raw, "drift", DriftSettings)
     choice(settings.signal, DRIFT_SIGNALS, "drift.signal")
     choice(settings.adaptation, DRIFT_ADAPTATIONS, "drift.adaptation")
+    choice(settings.direction, DRIFT_DIRECTIONS, "drift.direction")
     if isinstance(settings.min_scored, bool) or not isinstance(settings.min_scored, int):
         raise ConfigError("drift.min_scored", f"must be an integer, got {settings.min_scored!r}")
     if settings.min_scored < 1:
@@ -160,7 +170,9 @@ def parse_drift(raw: dict[str, Any]) -> DriftSettings:
             f"{settings.adaptation} needs a detector that warns or detects; {step.path} "
             "does neither",
         )
-    return DriftSettings(step, settings.signal, settings.adaptation, settings.min_scored)
+    return DriftSettings(
+        step, settings.signal, settings.adaptation, settings.min_scored, settings.direction
+    )
 
 
 def _detector_step(value: Any) -> ModelStep:

@@ -82,6 +82,8 @@ class DriftMonitor:
     drifts: int = 0
     resets: int = 0
     swaps: int = 0
+    #: Drifts the detector reported while its estimate fell (``direction: increase``).
+    improvements: int = 0
     #: Whether the detector's last update was in its warning zone.
     in_warning: bool = False
     rolling: RollingAccuracy = field(default_factory=RollingAccuracy)
@@ -151,8 +153,13 @@ class DriftMonitor:
         before = rolling.value
         rolling.add(correct)
         detector = self.detector
+        estimate = getattr(detector, "estimation", None)
         detector.update(error)
         drift = bool(detector.drift_detected)
+        fell = estimate is not None and detector.estimation <= estimate
+        if drift and fell and self.settings.direction == "increase":
+            drift = False  # the signal fell: the model got better, nothing to adapt to
+            self.improvements += 1
         warning = bool(getattr(detector, "warning_detected", False)) and not drift
         new_warning = warning and not self.in_warning
         self.in_warning = warning
@@ -226,5 +233,6 @@ class DriftMonitor:
             "drifts": self.drifts,
             "resets": self.resets,
             "swaps": self.swaps,
+            "improvements": self.improvements,
             "background_learned": self.background_learned if self.background is not None else None,
         }

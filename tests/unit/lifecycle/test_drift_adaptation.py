@@ -57,8 +57,11 @@ def by_hand(stream, detector, adaptation: str, min_scored: int = 500):
             bg_scored += 1
             bg_correct += shadow == y
             serving_correct += correct
+        estimate = getattr(detector, "estimation", None)
         detector.update(0.0 if correct else 1.0)
         is_drift = detector.drift_detected
+        if is_drift and estimate is not None and detector.estimation <= estimate:
+            is_drift = False  # drift.direction: increase — the error fell, not a drift to act on
         warning = getattr(detector, "warning_detected", False) and not is_drift
         if warning and not in_warning:
             marks.append(("drift_warning", e.id))

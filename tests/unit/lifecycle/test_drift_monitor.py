@@ -73,3 +73,25 @@ def test_an_observation_carries_the_rolling_accuracy_before_and_after() -> None:
     monitor.observe(error=0.0, correct=True)
     seen = monitor.observe(error=1.0, correct=False)
     assert (seen.before, seen.after) == (1.0, 0.5)
+
+
+def test_with_direction_increase_a_falling_error_is_an_improvement_not_a_drift() -> None:
+    """ADWIN flags the error falling (60 % wrong, then 10 %) as a change too."""
+    falling = list(reversed(errors()))
+    monitors = {
+        direction: DriftMonitor.new(
+            parse_drift({"drift": {"detector": "drift.ADWIN", "direction": direction}})
+        )
+        for direction in ("increase", "any")
+    }
+    seen = {
+        d: [m.observe(error=e, correct=not e).drift for e in falling] for d, m in monitors.items()
+    }
+    by_hand = drift.ADWIN()
+    river_drifts = []
+    for e in falling:
+        by_hand.update(e)
+        river_drifts.append(by_hand.drift_detected)
+    assert seen["any"] == river_drifts and any(river_drifts)
+    assert not any(seen["increase"])
+    assert monitors["increase"].improvements == sum(river_drifts) == monitors["any"].drifts
