@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from river import datasets, evaluate, linear_model, metrics, preprocessing
 from stratiflow.config import Config, load_config
 from stratiflow.io.sources import river_events
 from stratiflow.learning.learner import ModelState
-from stratiflow.records import Event
+from stratiflow.records import Event, class_key
 from stratiflow.runner.keyed import final_report, handle
 from stratiflow.validation.parse import event_from_object
 
@@ -197,3 +198,29 @@ def without_wall_clock(stats: list[dict[str, Any]]) -> list[str]:
         }
         out.append(json.dumps(record))
     return sorted(out)
+
+
+# -- drift and champion/challenger: a run against the pure core's ----------------------
+
+
+def per_key(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Records grouped by model key, in order, without their wall-clock ``emitted_at``."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        out[r["key"]].append({k: v for k, v in r.items() if k != "emitted_at"})
+    return dict(out)
+
+
+def assert_predictions_equal(online: list[dict[str, Any]], reference: Any) -> None:
+    """One prediction per event, each with the replay's probabilities, model version and
+    generation (``reference`` is a :class:`~stratiflow.runner.replay.ReplayResult`)."""
+    by_id = {p["id"]: p for p in online}
+    assert len(by_id) == len(online) == len(reference.predictions)
+    for expected in reference.predictions:
+        got = by_id[expected.id]
+        assert (got["model_version"], got["generation"]) == (
+            expected.model_version,
+            expected.generation,
+        ), expected.id
+        for c, p in expected.proba.items():
+            assert abs(got["proba"][class_key(c)] - p) <= 1e-9, expected.id

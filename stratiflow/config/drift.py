@@ -18,7 +18,7 @@ from typing import Any, Literal, get_args
 
 from stratiflow.config.errors import ConfigError
 from stratiflow.config.fields import choice, read_section
-from stratiflow.config.model import ModelStep, instantiate
+from stratiflow.config.model import ModelStep, instantiate, model_step
 
 __all__ = [
     "DRIFT_ADAPTATIONS",
@@ -176,15 +176,5 @@ def parse_drift(raw: dict[str, Any]) -> DriftSettings:
 
 
 def _detector_step(value: Any) -> ModelStep:
-    if isinstance(value, str):
-        value = {value: {}}
-    if not isinstance(value, dict) or len(value) != 1:
-        raise ConfigError(
-            "drift.detector", "must be one mapping {drift.Detector: {params}}, e.g. drift.ADWIN"
-        )
-    ((path, params),) = value.items()
-    if params is None:
-        params = {}
-    if not isinstance(path, str) or not isinstance(params, dict):
-        raise ConfigError("drift.detector", "must be one mapping {drift.Detector: {params}}")
-    return ModelStep(path, dict(params))
+    message = "must be one mapping {drift.Detector: {params}}, e.g. drift.ADWIN"
+    return model_step(value, "drift.detector", message)

@@ -25,6 +25,7 @@ __all__ = [
     "build_model",
     "instantiate",
     "is_binary",
+    "model_step",
     "model_steps",
     "steps_path",
 ]
@@ -59,20 +60,42 @@ def model_steps(value: Any) -> tuple[ModelStep, ...]:
         return DEFAULT_MODEL
     if not isinstance(value, list) or not value:
         raise ConfigError("model", "must be a non-empty list of {estimator: {params}}")
-    steps = []
-    for i, item in enumerate(value):
-        where = f"model[{i}]"
-        if isinstance(item, str):
-            item = {item: {}}
-        if not isinstance(item, dict) or len(item) != 1:
-            raise ConfigError(where, "each step is one mapping {module.Estimator: {params}}")
-        ((path, params),) = item.items()
-        if params is None:
-            params = {}
-        if not isinstance(path, str) or not isinstance(params, dict):
-            raise ConfigError(where, "each step is one mapping {module.Estimator: {params}}")
-        steps.append(ModelStep(path, dict(params)))
-    return tuple(steps)
+    message = "each step is one mapping {module.Estimator: {params}}"
+    return tuple(model_step(item, f"model[{i}]", message) for i, item in enumerate(value))
+
+
+def model_step(item: Any, where: str, message: str) -> ModelStep:
+    """One step as YAML gives it (``module.Class`` or ``{module.Class: {params}}``).
+
+    Parameters
+    ----------
+    item
+        The YAML value.
+    where
+        The config path errors start with.
+    message
+        What a malformed step is told.
+
+    Returns
+    -------
+    ModelStep
+        Its path and parameters (not built yet).
+
+    Raises
+    ------
+    ConfigError
+        ``where: message`` when it is not one mapping from a path to parameters.
+    """
+    if isinstance(item, str):
+        item = {item: {}}
+    if not isinstance(item, dict) or len(item) != 1:
+        raise ConfigError(where, message)
+    ((path, params),) = item.items()
+    if params is None:
+        params = {}
+    if not isinstance(path, str) or not isinstance(params, dict):
+        raise ConfigError(where, message)
+    return ModelStep(path, dict(params))
 
 
 def build_model(steps: Iterable[ModelStep]) -> Any:

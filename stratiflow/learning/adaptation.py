@@ -78,27 +78,12 @@ def select_champion(state: ModelState, selection: Selection, event_id: str, ts: 
     generations = (state.generation, state.generation + 1)
     new = selection.promote(index, state.model, state.model_version)
     state.replace_model(new.model, new.learned)
-    state.emit(
-        {
-            "schema_version": MODEL_EVENTS_SCHEMA_VERSION,
-            "type": "promotion",
-            "key": state.key,
-            "id": event_id,
-            "ts": ts,
-            "scored": state.counts.scored,
-            "detector": state.drift.detector_name if state.drift is not None else None,
-            "adaptation": state.drift.settings.adaptation if state.drift is not None else None,
-            "metric": {
-                "name": selection.settings.metric,
-                "window": selection.settings.window,
-                "before": champion_value,
-                "after": value,
-            },
-            "model_version": {"before": versions[0], "after": versions[1]},
-            "generation": {"before": generations[0], "after": generations[1]},
-            "model": {"before": before, "after": new.name},
-        }
-    )
+    where = {"key": state.key, "id": event_id, "ts": ts, "scored": state.counts.scored}
+    metric = {"name": selection.settings.metric, "window": selection.settings.window}
+    _record(
+        state, "promotion", where, {**metric, "before": champion_value, "after": value},
+        versions, generations, model={"before": before, "after": new.name},
+    )  # fmt: skip
 
 
 def _swap(state: ModelState, drift: DriftMonitor, where: dict[str, Any]) -> None:
@@ -133,7 +118,26 @@ def _event(
     versions: tuple[int, int] | None = None,
     generations: tuple[int, int] | None = None,
 ) -> None:
-    """Keep one ``model_events`` record; versions and generations default to no change."""
+    """Keep one drift record: the metric is the detector's rolling accuracy."""
+    rolling = {"name": "accuracy", "window": drift.rolling.window}
+    _record(
+        state, kind, where, {**rolling, "before": metric[0], "after": metric[1]},
+        versions, generations,
+    )  # fmt: skip
+
+
+def _record(
+    state: ModelState,
+    kind: str,
+    where: dict[str, Any],
+    metric: dict[str, Any],
+    versions: tuple[int, int] | None,
+    generations: tuple[int, int] | None,
+    **extra: Any,
+) -> None:
+    """Keep one ``model_events`` record; versions and generations default to no change,
+    detector and adaptation are the key's (``None`` without a detector)."""
+    drift = state.drift
     version, generation = state.model_version, state.generation
     v_before, v_after = versions or (version, version)
     g_before, g_after = generations or (generation, generation)
@@ -142,15 +146,11 @@ def _event(
             "schema_version": MODEL_EVENTS_SCHEMA_VERSION,
             "type": kind,
             **where,
-            "detector": drift.detector_name,
-            "adaptation": drift.settings.adaptation,
-            "metric": {
-                "name": "accuracy",
-                "window": drift.rolling.window,
-                "before": metric[0],
-                "after": metric[1],
-            },
+            "detector": drift.detector_name if drift is not None else None,
+            "adaptation": drift.settings.adaptation if drift is not None else None,
+            "metric": metric,
             "model_version": {"before": v_before, "after": v_after},
             "generation": {"before": g_before, "after": g_after},
+            **extra,
         }
     )

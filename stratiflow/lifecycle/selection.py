@@ -41,6 +41,12 @@ class Challenger:
     learned: int = 0
     scored: int = 0
 
+    def score(self, y_true: Label, proba: dict[Label, float] | None) -> None:
+        """Score the challenger's answer for an event (``None`` or empty: it had none)."""
+        if proba:
+            self.rolling.update(y_true, max(proba, key=proba.__getitem__), proba)
+            self.scored += 1
+
 
 @dataclass
 class Selection:
@@ -130,12 +136,9 @@ class Selection:
     ) -> None:
         """Score the champion's prediction and the challengers' on the same label."""
         self.champion_rolling.update(y_true, y_pred, proba)
-        if shadows is None:
-            return
-        for c, p in zip(self.challengers, shadows, strict=True):
-            if p:
-                c.rolling.update(y_true, max(p, key=p.__getitem__), p)
-                c.scored += 1
+        if shadows is not None:
+            for c, p in zip(self.challengers, shadows, strict=True):
+                c.score(y_true, p)
 
     def score_by_name(
         self,
@@ -147,13 +150,9 @@ class Selection:
         """:meth:`score` for a delayed label: the challengers' answers were stored by name
         when the event was predicted (a promotion may have reordered them since)."""
         self.champion_rolling.update(y_true, y_pred, proba)
-        if not shadows:
-            return
-        for c in self.challengers:
-            p = shadows.get(c.name)
-            if p:
-                c.rolling.update(y_true, max(p, key=p.__getitem__), p)
-                c.scored += 1
+        if shadows:
+            for c in self.challengers:
+                c.score(y_true, shadows.get(c.name))
 
     def value(self, rolling: RollingMetrics) -> float | None:
         """The selection metric of one rolling window (``None``: nothing scored)."""

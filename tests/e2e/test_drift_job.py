@@ -3,7 +3,6 @@ survives a savepoint taken in the middle of its warm-up."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +11,16 @@ import pytest
 from stratiflow.config import load_cli_config
 from stratiflow.io import kafka as kafka_io
 from stratiflow.io.sources import river_events
-from stratiflow.records import class_key, to_json_bytes
+from stratiflow.records import to_json_bytes
 from stratiflow.runner.replay import replay
 from stratiflow.validation.parse import event_from_object
 from tests.e2e.cli import run_cli, write_config
 from tests.e2e.faults import count, wait_for
-from tests.helpers import read_jsonl, topic_values
+from tests.helpers import assert_predictions_equal, per_key, read_jsonl, topic_values
 
 pytestmark = pytest.mark.e2e
 
 START_TS = 1_700_000_000_000
-
-
-def per_key(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        out[r["key"]].append({k: v for k, v in r.items() if k != "emitted_at"})
-    return dict(out)
 
 
 def drift_config(path: Path, bootstrap: str, prefix: str, drift: dict[str, Any], **sections):
@@ -40,19 +32,6 @@ def drift_config(path: Path, bootstrap: str, prefix: str, drift: dict[str, Any],
         topics={"model_events": f"{prefix}-model-events"},
         **sections,
     )
-
-
-def assert_predictions_equal(online: list[dict[str, Any]], reference) -> None:
-    by_id = {p["id"]: p for p in online}
-    assert len(by_id) == len(online) == len(reference.predictions)
-    for expected in reference.predictions:
-        got = by_id[expected.id]
-        assert (got["model_version"], got["generation"]) == (
-            expected.model_version,
-            expected.generation,
-        ), expected.id
-        for c, p in expected.proba.items():
-            assert abs(got["proba"][class_key(c)] - p) <= 1e-9, expected.id
 
 
 def test_model_events_on_kafka_reconcile_with_the_backtest(broker, tmp_path):

@@ -9,7 +9,6 @@ drift sections must be the same, at parallelism 1 and 2 and with a sampler.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from typing import Any
 
 import pytest
@@ -17,21 +16,13 @@ import pytest
 from stratiflow.config import load_config
 from stratiflow.io.sources import river_events
 from stratiflow.jobs.backtest import run_backtest
-from stratiflow.records import class_key
 from stratiflow.runner.replay import replay
 from stratiflow.validation.parse import event_from_object
-from tests.helpers import read_jsonl
+from tests.helpers import assert_predictions_equal, per_key, read_jsonl
 
 pytestmark = pytest.mark.flink
 
 MODEL = [{"preprocessing.StandardScaler": {}}, {"linear_model.LogisticRegression": {}}]
-
-
-def per_key(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        out[r["key"]].append({k: v for k, v in r.items() if k != "emitted_at"})
-    return dict(out)
 
 
 def run(tmp_path, keys: tuple[str, ...], parallelism: int, **sections: Any):
@@ -52,16 +43,7 @@ def run(tmp_path, keys: tuple[str, ...], parallelism: int, **sections: Any):
 
 
 def assert_same(result, reference) -> None:
-    predictions = {p["id"]: p for p in read_jsonl(result.out_dir / "predictions.jsonl")}
-    assert len(predictions) == len(reference.predictions)
-    for expected in reference.predictions:
-        got = predictions[expected.id]
-        assert (got["model_version"], got["generation"]) == (
-            expected.model_version,
-            expected.generation,
-        ), expected.id
-        for c, p in expected.proba.items():
-            assert abs(got["proba"][class_key(c)] - p) <= 1e-9, expected.id
+    assert_predictions_equal(read_jsonl(result.out_dir / "predictions.jsonl"), reference)
     events = read_jsonl(result.out_dir / "model_events.jsonl")
     assert result.model_events == len(events) == len(reference.model_events) > 0
     assert per_key(events) == per_key(reference.model_events)
