@@ -52,9 +52,10 @@ class DriftSettings:
     #: was wrong, else 0) or ``loss`` (the prediction's log loss; not for binary detectors).
     signal: DriftSignal = "error"
     #: ``none``: report only; ``reset``: a fresh model replaces the serving one at a drift;
-    #: ``background``: a fresh model starts learning at a warning (or at a drift) and
-    #: replaces the serving one at the next drift, or once it has been better over
-    #: ``min_scored`` scored events.
+    #: ``background``: a fresh model starts learning at a warning and replaces the serving
+    #: one at the drift, or once it has been better over ``min_scored`` scored events; a
+    #: drift with no warning before it brings a fresh model in, as a reset does (River's
+    #: ``DriftRetrainingClassifier`` does the same).
     adaptation: DriftAdaptation = "none"
     #: ``background``: scored events over which a background model must beat the serving
     #: one (both scored on the same events) to replace it before a drift.

@@ -23,39 +23,47 @@ def watch_drift(
     y_true: Label,
     y_pred: Label,
     proba: dict[Label, float],
-    shadow: Label | None,
+    shadow: Label | None = None,
+    *,
+    shadowed: bool = False,
 ) -> None:
     """Feed one scored prediction to the key's detector and carry out what it decides.
 
-    ``shadow`` is the background model's answer for the same event (``None``: none).
+    ``shadow`` is the background model's answer for the same event; ``shadowed``: it
+    gave one (the background model was there when the event was predicted, and is still
+    the background one).
+
+    With ``adaptation: background`` a warning starts a background model; a drift hands
+    the serving place to it if it has learned anything, else to a fresh model (no
+    warning came first: the same as a reset, as River's ``DriftRetrainingClassifier``
+    does); between the two, it takes over once it beats the serving model over
+    ``min_scored`` events.
     """
     correct = y_pred == y_true
     if drift.settings.signal == "error":
         signal = 0.0 if correct else 1.0
     else:
         signal = log_loss_term(y_true, proba)
-    if drift.background is not None and drift.background_learned:
+    if shadowed and drift.background is not None and drift.background_learned:
         drift.shadow_score(shadow, y_true, correct)
     seen = drift.observe(error=signal, correct=correct)
     where = {"key": state.key, "id": event_id, "ts": ts, "scored": state.counts.scored}
     metric = (seen.before, seen.after)
+    adaptation = drift.settings.adaptation
     if seen.warning:
         _event(state, drift, "drift_warning", where, metric)
-        if drift.settings.adaptation == "background" and drift.background is None:
+        if adaptation == "background" and drift.background is None:
             drift.start_background(_fresh(state, drift))
             _event(state, drift, "background_start", where, metric)
     if seen.drift:
         _event(state, drift, "drift", where, metric)
-        adaptation = drift.settings.adaptation
-        if adaptation == "reset":
+        if adaptation == "background" and drift.background is not None and drift.background_learned:
+            _swap(state, drift, where)
+        elif adaptation != "none":
+            if drift.background is not None:
+                drift.take_background()  # it learned nothing: a fresh model is the same
             _replace(state, drift, "model_reset", where, _fresh(state, drift), 0, None)
             drift.resets += 1
-        elif adaptation == "background":
-            if drift.background is not None and drift.background_learned:
-                _swap(state, drift, where)
-            elif drift.background is None:
-                drift.start_background(_fresh(state, drift))
-                _event(state, drift, "background_start", where, metric)
     elif drift.background_is_better():
         _swap(state, drift, where)
 

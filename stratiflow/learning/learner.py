@@ -140,7 +140,8 @@ def step(
     generation = state.generation  # the model that made the prediction, even if it is replaced
     drift = state.drift
     shadow = None
-    if drift is not None and drift.background is not None and event.label is not None:
+    shadowed = drift is not None and drift.background is not None
+    if drift is not None and shadowed and (event.label is not None or waiting is not None):
         shadow = drift.shadow_predict(x)  # before anything learns from this event
     selection = state.selection
     shadows = None
@@ -172,7 +173,10 @@ def step(
             if selection is not None:
                 selection.score(label, y_pred, proba, shadows)
             if drift is not None:
-                watch_drift(state, drift, event.id, event.ts, label, y_pred, proba, shadow)
+                watch_drift(
+                    state, drift, event.id, event.ts, label, y_pred, proba, shadow,
+                    shadowed=shadowed,
+                )  # fmt: skip
             if selection is not None:
                 select_champion(state, selection, event.id, event.ts)
     else:
@@ -184,7 +188,12 @@ def step(
                 named = dict(
                     zip((c.name for c in challengers), selection.shadow_predict(x), strict=True)
                 )
-            waiting[event.id] = StoredPrediction(y_pred, dict(proba), version, event.ts, named)
+            background = None
+            if drift is not None and shadowed:
+                background = (drift.background_serial, shadow)
+            waiting[event.id] = StoredPrediction(
+                y_pred, dict(proba), version, event.ts, named, background
+            )
             state.labels.waiting += 1
     state.cost.predict.add(predict_seconds)
     counts.predicted += 1
@@ -258,10 +267,14 @@ def answer(
             named = getattr(stored, "shadows", None)
             state.selection.score_by_name(item.label, stored.y_pred, stored.proba, named)
             select_champion(state, state.selection, item.id, item.event.ts)
-        if state.drift is not None:
+        drift = state.drift
+        if drift is not None:
+            # Slots: a prediction stored before this field existed has no ``background``.
+            kept = getattr(stored, "background", None)
+            shadowed = kept is not None and kept[0] == drift.background_serial
             watch_drift(
-                state, state.drift, item.id, item.event.ts, item.label, stored.y_pred,
-                stored.proba, None,
+                state, drift, item.id, item.event.ts, item.label, stored.y_pred,
+                stored.proba, kept[1] if kept is not None else None, shadowed=shadowed,
             )  # fmt: skip
     if learn:
         x, refused = state.cleaner.clean(item.event.features, learn=False)

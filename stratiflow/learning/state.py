@@ -138,6 +138,11 @@ class StoredPrediction:
     shadows
         With candidates: each challenger's probabilities for the event, by name (scored
         when the label comes). Absent from predictions stored before candidates existed.
+    background
+        With a background model learning: its number (:attr:`DriftMonitor.background_serial
+        <stratiflow.lifecycle.DriftMonitor.background_serial>`) and its answer for the event,
+        scored when the label comes if that model is still the background one. Absent from
+        predictions stored before background models were shadow-scored on delayed labels.
     """
 
     y_pred: Label | None
@@ -145,6 +150,7 @@ class StoredPrediction:
     model_version: int
     ts: int
     shadows: dict[str, dict[Label, float] | None] | None = None
+    background: tuple[int, Label | None] | None = None
 
 
 @dataclass

@@ -90,6 +90,9 @@ class DriftMonitor:
     #: ``background``: the fresh model learning since a warning or a drift, and its record.
     background: Any = None
     background_learned: int = 0
+    #: Background models started so far: a delayed label scores a stored background answer
+    #: only if the model that gave it is still the background one.
+    background_serial: int = 0
     background_scored: int = 0
     #: Correct predictions of the background and of the serving model on the events the
     #: background was scored on (the same events).
@@ -179,6 +182,7 @@ class DriftMonitor:
         """A fresh model (``model``, or one of the configured pipeline) starts learning
         beside the serving one."""
         self.background = model if model is not None else self.fresh_model()
+        self.background_serial += 1
         self.background_learned = 0
         self.background_scored = self.background_correct = self.serving_correct = 0
 
