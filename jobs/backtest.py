@@ -22,6 +22,7 @@ OUTPUT_FILES = {
     "d": "dead_letters.jsonl",
     "s": "sampling_stats.jsonl",
     "e": "model_events.jsonl",
+    "r": "label_requests.jsonl",
 }
 
 
@@ -34,6 +35,7 @@ class BacktestResult:
     sampling_stats: int
     out_dir: Path
     model_events: int = 0
+    label_requests: int = 0
 
 
 def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
@@ -63,6 +65,7 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
         "d": outputs.dead_letters,
         "s": outputs.sampling_stats,
         "e": outputs.model_events,
+        "r": outputs.label_requests,
     }
     tagged_streams = [
         stream.map(lambda s, tag=tag: tag + s, output_type=Types.STRING())
@@ -82,7 +85,14 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
         for handle in handles.values():
             handle.close()
     return BacktestResult(
-        len(rows), counts["p"], counts["m"], counts["d"], counts["s"], out_dir, counts["e"]
+        len(rows),
+        counts["p"],
+        counts["m"],
+        counts["d"],
+        counts["s"],
+        out_dir,
+        counts["e"],
+        counts["r"],
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from kafka.errors import KafkaError
@@ -32,6 +33,7 @@ from stratiflow.operators.sampler import (
 )
 from stratiflow.operators.tags import (
     DEAD_LETTERS,
+    LABEL_REQUESTS,
     METRICS,
     MODEL_EVENTS,
     SAMPLING_STATS,
@@ -51,6 +53,8 @@ class PipelineOutputs:
     training: DataStream | None = None
     #: Only with a drift detector (``drift.detector``).
     model_events: DataStream | None = None
+    #: Only with active learning (``active.strategy``).
+    label_requests: DataStream | None = None
 
 
 def build_pipeline(
@@ -112,7 +116,10 @@ def _sampled_pipeline(
         # Keyed from here on: per-key order no longer depends on the source's parallelism.
         parse_parallelism = None
     examples = _same_parallelism(
-        items.flat_map(labelled_examples, output_type=pickled)
+        items.flat_map(
+            partial(labelled_examples, min_confidence=cfg.curation.label_filter.min_confidence),
+            output_type=pickled,
+        )
         .uid("labelled-only")
         .name("labelled examples"),
         parse_parallelism,
@@ -154,6 +161,7 @@ def _sampled_pipeline(
         stats,
         training,
         _model_events(scored, cfg),
+        _label_requests(scored, cfg),
     )
 
 
@@ -185,6 +193,7 @@ def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None)
         side_output(scored, METRICS),
         side_output(scored, DEAD_LETTERS),
         model_events=_model_events(scored, cfg),
+        label_requests=_label_requests(scored, cfg),
     )
 
 
@@ -193,6 +202,11 @@ def _model_events(scored: DataStream, cfg: Config) -> DataStream | None:
     candidates: no topic needed)."""
     wanted = cfg.drift.detector is not None or bool(cfg.candidates)
     return side_output(scored, MODEL_EVENTS) if wanted else None
+
+
+def _label_requests(scored: DataStream, cfg: Config) -> DataStream | None:
+    """The model operator's label requests (none without ``active.strategy``)."""
+    return side_output(scored, LABEL_REQUESTS) if cfg.active.strategy != "none" else None
 
 
 def _same_parallelism(stream: DataStream, parallelism: int | None) -> DataStream:
@@ -208,6 +222,7 @@ def attach_kafka_sinks(outputs: PipelineOutputs, cfg: Config) -> None:
         ("dead-letters", outputs.dead_letters, cfg.topics.dead_letters),
         ("sampling-stats", outputs.sampling_stats, cfg.topics.sampling_stats),
         ("model-events", outputs.model_events, cfg.topics.model_events),
+        ("label-requests", outputs.label_requests, cfg.topics.label_requests),
     ):
         if stream is None:
             continue

@@ -32,7 +32,13 @@ from stratiflow.learning.learner import ModelState
 from stratiflow.operators.labels import KeyedLabelJoin, MapStateView, map_state
 from stratiflow.operators.parse import RawParser
 from stratiflow.operators.raw import unpack
-from stratiflow.operators.tags import END_OF_INPUT, METRICS, MODEL_EVENTS, dead_letter
+from stratiflow.operators.tags import (
+    END_OF_INPUT,
+    LABEL_REQUESTS,
+    METRICS,
+    MODEL_EVENTS,
+    dead_letter,
+)
 from stratiflow.records import DeadLetter, Event, Rejection, to_json
 from stratiflow.runner.keyed import Item, final_report, handle
 from stratiflow.sampling import EventTimeAligner, LateExample, TrainingBatch
@@ -79,6 +85,8 @@ class _KeyedModel(KeyedProcessFunction):
             yield METRICS, to_json(report)
         for event in out.model_events:
             yield MODEL_EVENTS, to_json(event)
+        for request in out.label_requests:
+            yield LABEL_REQUESTS, to_json(request)
 
     def _finish(self, state: ModelState, timestamp: int) -> Iterator[Any]:
         """At the end of input, the key's final report; the state is stored either way."""
@@ -177,7 +185,9 @@ class SampledModelOperator(_KeyedModel):
             return
         aligner: EventTimeAligner | None = self.held.value()
         if aligner is None:  # not `or`: an aligner holding nothing may still wait for windows
-            aligner = EventTimeAligner.of(self.cfg.sampling)
+            aligner = EventTimeAligner.of(
+                self.cfg.sampling, self.cfg.curation.label_filter.min_confidence
+            )
         timers = ctx.timer_service()
         watermark = timers.current_watermark()
         if isinstance(item, TrainingBatch):

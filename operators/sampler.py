@@ -129,6 +129,7 @@ class AllocateWindow(KeyedProcessFunction):
     def __init__(self, cfg: Config) -> None:
         self.settings = cfg.sampling
         self.seed = cfg.seed
+        self.tomek_links = cfg.curation.tomek_links
         self.state: ValueState | None = None  # keyed state, made in open()
 
     def open(self, runtime_context: RuntimeContext) -> None:
@@ -145,7 +146,9 @@ class AllocateWindow(KeyedProcessFunction):
         assert self.state is not None
         allocator: WindowAllocator | None = self.state.value()
         if allocator is None:
-            allocator = WindowAllocator(summary.key, self.settings, self.seed)
+            allocator = WindowAllocator(
+                summary.key, self.settings, self.seed, tomek_links=self.tomek_links
+            )
             ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         fire = allocator.receive(summary)
         if fire is not None:

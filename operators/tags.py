@@ -15,6 +15,8 @@ METRICS = OutputTag("metrics", Types.STRING())
 SAMPLING_STATS = OutputTag("sampling-stats", Types.STRING())
 #: Drift warnings, drifts and model resets or swaps, as JSON strings.
 MODEL_EVENTS = OutputTag("model-events", Types.STRING())
+#: Label requests (``active``), as JSON strings.
+LABEL_REQUESTS = OutputTag("label-requests", Types.STRING())
 
 #: An event-time timer here fires when a bounded input ends (the final
 #: watermark is Long.MAX_VALUE) and never on an unbounded one.

@@ -28,6 +28,7 @@ DEFAULT_KEY = "default"
 METRICS_SCHEMA_VERSION = 2
 SAMPLING_STATS_SCHEMA_VERSION = 1
 MODEL_EVENTS_SCHEMA_VERSION = 1
+LABEL_REQUESTS_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +82,18 @@ class LabelRecord:
     source: SourceRef | None = None
     #: The record's original bytes, for a dead letter if it cannot be joined.
     raw: bytes | None = None
+    #: How sure the annotator was, 0-1 (``curation.label_filter.min_confidence``).
+    confidence: float | None = None
+    #: Who gave the label (counted per annotator in the metrics record).
+    annotator: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "label": self.label, "ts": self.ts, "key": self.key}
+        out: dict[str, Any] = {"id": self.id, "label": self.label, "ts": self.ts, "key": self.key}
+        if self.confidence is not None:
+            out["confidence"] = self.confidence
+        if self.annotator is not None:
+            out["annotator"] = self.annotator
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -337,6 +337,7 @@ MODEL_EVENT_TYPES = (
     "drift_warning",
     "drift",
     "background_start",
+    "background_drop",
     "model_reset",
     "model_swap",
     "promotion",

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from stratiflow.config.curation import (
+    ACTIVE_STRATEGIES,
+    ActiveSettings,
+    ActiveStrategy,
+    CurationSettings,
+    HardExampleSettings,
+    LabelFilterSettings,
+)
 from stratiflow.config.drift import (
     DRIFT_ADAPTATIONS,
     DRIFT_DIRECTIONS,
@@ -85,6 +93,7 @@ from stratiflow.config.validation import (
 )
 
 __all__ = [
+    "ACTIVE_STRATEGIES",
     "DEFAULT_MODEL",
     "DELIVERY_GUARANTEES",
     "DRIFT_ADAPTATIONS",
@@ -103,9 +112,12 @@ __all__ = [
     "STATE_BACKENDS",
     "UNKNOWN_FEATURE_POLICIES",
     "UPDATE_MODES",
+    "ActiveSettings",
+    "ActiveStrategy",
     "Candidate",
     "Config",
     "ConfigError",
+    "CurationSettings",
     "DeliveryGuarantee",
     "DriftAdaptation",
     "DriftDirection",
@@ -114,8 +126,10 @@ __all__ = [
     "ExecutionMode",
     "FeatureRule",
     "FeatureType",
+    "HardExampleSettings",
     "JobSettings",
     "KafkaSettings",
+    "LabelFilterSettings",
     "LabelSource",
     "LabelsSettings",
     "MetricsSettings",

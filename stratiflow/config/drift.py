@@ -53,7 +53,8 @@ class DriftSettings:
     signal: DriftSignal = "error"
     #: ``none``: report only; ``reset``: a fresh model replaces the serving one at a drift;
     #: ``background``: a fresh model starts learning at a warning and replaces the serving
-    #: one at the drift, or once it has been better over ``min_scored`` scored events; a
+    #: one at the drift, or once it has been better over ``min_scored`` scored events (it
+    #: is dropped when the warning zone ends without a drift); a
     #: drift with no warning before it brings a fresh model in, as a reset does (River's
     #: ``DriftRetrainingClassifier`` does the same).
     adaptation: DriftAdaptation = "none"

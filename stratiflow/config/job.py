@@ -152,6 +152,8 @@ class Topics:
     labels: str = "labels"
     #: Output, with a ``drift.detector``: drift warnings, drifts and model resets or swaps.
     model_events: str = "model-events"
+    #: Output, with ``active.strategy``: the label requests.
+    label_requests: str = "label-requests"
 
 
 @dataclass(frozen=True)

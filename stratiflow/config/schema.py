@@ -107,6 +107,8 @@ def _type(hint: Any, path: str) -> dict[str, Any]:
         return {"anyOf": [_type(a, path) for a in args]}
     if hint is type(None):
         return {"type": "null"}
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # e.g. curation.hard_examples
+        return _object(hint, section=path)
     if hint is bool:
         return {"type": "boolean"}
     if hint is int:

@@ -23,6 +23,12 @@ from typing import Any
 
 import yaml
 
+from stratiflow.config.curation import (
+    ActiveSettings,
+    CurationSettings,
+    parse_active,
+    parse_curation,
+)
 from stratiflow.config.drift import DriftSettings, parse_drift
 from stratiflow.config.errors import ConfigError
 from stratiflow.config.fields import (
@@ -105,6 +111,11 @@ class Config:
         More pipelines per model key beside ``model`` (named ``main``), shadow-scored.
     selection
         How the pipeline whose predictions are published is chosen.
+    active
+        Active learning: which events get a label request, within a budget.
+    curation
+        Which labelled examples the model learns from: hard examples, label filters,
+        Tomek links.
     """
 
     job: JobSettings = field(default_factory=JobSettings)
@@ -121,6 +132,8 @@ class Config:
     drift: DriftSettings = field(default_factory=DriftSettings)
     candidates: tuple[Candidate, ...] = ()
     selection: SelectionSettings = field(default_factory=SelectionSettings)
+    active: ActiveSettings = field(default_factory=ActiveSettings)
+    curation: CurationSettings = field(default_factory=CurationSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping that :func:`load_config` turns back into this config."""
@@ -164,6 +177,14 @@ class Config:
                 for c in self.candidates
             ],
             "selection": vars_of(self.selection),
+            "active": vars_of(self.active),
+            "curation": {
+                "hard_examples": None
+                if self.curation.hard_examples is None
+                else vars_of(self.curation.hard_examples),
+                "label_filter": vars_of(self.curation.label_filter),
+                "tomek_links": self.curation.tomek_links,
+            },
         }
 
 
@@ -183,6 +204,8 @@ _SECTIONS = (
     "drift",
     "candidates",
     "selection",
+    "active",
+    "curation",
 )
 #: Per section, the fields given as durations (``500ms``, ``10s``, ``5m``, ``1h`` or ms).
 DURATION_FIELDS: Mapping[str, tuple[str, ...]] = {
@@ -357,6 +380,9 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
     drift = parse_drift(raw)
     candidates = parse_candidates(raw, check_model=check_model)
     selection = parse_selection(raw)
+    active = parse_active(raw)
+    curation = parse_curation(raw)
+    _check_curation(active, curation, sampling, labels)
     cfg = Config(
         job,
         kafka,
@@ -372,6 +398,8 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
         drift,
         candidates,
         selection,
+        active,
+        curation,
     )
     if check_model:
         model = build_model(cfg.model)
@@ -387,6 +415,34 @@ def _build(raw: dict[str, Any], *, check_model: bool) -> Config:
                 sampling.target, ("false", "true", "0", "1"), "the model is binary, its classes are"
             )
     return cfg
+
+
+def _check_curation(
+    active: ActiveSettings,
+    curation: CurationSettings,
+    sampling: SamplingSettings,
+    labels: LabelsSettings,
+) -> None:
+    """Active learning and curation against the sampler and the label source."""
+    sampled = sampling.strategy != "none"
+    if active.strategy != "none" and active.simulate and sampled:
+        raise ConfigError(
+            "active.simulate",
+            "with a sampler the training stream is chosen before the model sees an event, "
+            "so the model cannot hold labels back: use sampling.strategy: none, or "
+            "simulate: false with labels coming back through labels.source",
+        )
+    if active.strategy != "none" and not active.simulate and labels.source == "none":
+        raise ConfigError(
+            "active.strategy",
+            f"{active.strategy} sends label requests, but their answers have no way back: set "
+            "labels.source (topic or events), or active.simulate: true",
+        )
+    if curation.tomek_links and not sampled:
+        raise ConfigError(
+            "curation.tomek_links",
+            "Tomek links are dropped from each window's sample: set a sampling.strategy",
+        )
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:

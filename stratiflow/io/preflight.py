@@ -86,6 +86,8 @@ def check_kafka(cfg: Config, *, timeout_s: float = 10.0) -> list[str]:
         outputs.append(cfg.topics.sampling_stats)
     if cfg.drift.detector is not None or cfg.candidates:
         outputs.append(cfg.topics.model_events)
+    if cfg.active.strategy != "none":
+        outputs.append(cfg.topics.label_requests)
     return [
         f"output topic {t!r} does not exist yet; the broker must create it on first write"
         for t in outputs

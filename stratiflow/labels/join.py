@@ -77,6 +77,9 @@ class Answer:
     raw: bytes | None = None
     #: The label arrived before its event and waited for it.
     was_held: bool = False
+    #: The label record's ``confidence`` and ``annotator`` (``None``: not given).
+    confidence: float | None = None
+    annotator: str | None = None
 
     @property
     def delay(self) -> int:
@@ -322,6 +325,8 @@ class LabelJoin:
             source=record.source,
             raw=record.raw,
             was_held=held,
+            confidence=record.confidence,
+            annotator=record.annotator,
         )
 
     def _refuse(
@@ -427,7 +432,7 @@ class LabelJoin:
         return self.size
 
 
-def labelled_examples(item: Any) -> Iterator[Event]:
+def labelled_examples(item: Any, min_confidence: float = 0.0) -> Iterator[Event]:
     """What the sampler learns from: labelled events, and delayed labels joined to
     their events (at the label's time).
 
@@ -435,6 +440,9 @@ def labelled_examples(item: Any) -> Iterator[Event]:
     ----------
     item
         Anything the label join outputs, or an event.
+    min_confidence
+        ``curation.label_filter.min_confidence``: a joined label whose record says it is
+        less sure than this is not sampled (the model operator counts the drop).
 
     Yields
     ------
@@ -452,6 +460,7 @@ def labelled_examples(item: Any) -> Iterator[Event]:
     [Event(id='a', ts=250, features={'x': 1.0}, label=True, key='default', source=None)]
     """
     if isinstance(item, Answer):
-        yield item.as_event()
+        if item.confidence is None or item.confidence >= min_confidence:
+            yield item.as_event()
     elif isinstance(item, Event) and item.label is not None:
         yield item

@@ -33,7 +33,9 @@ def watch_drift(
     gave one (the background model was there when the event was predicted, and is still
     the background one).
 
-    With ``adaptation: background`` a warning starts a background model; a drift hands
+    With ``adaptation: background`` a warning starts a background model, dropped if the
+    warning zone ends without a drift (as River's ``DriftRetrainingClassifier`` trains its
+    background model only in the warning zone); a drift hands
     the serving place to it if it has learned anything, else to a fresh model (no
     warning came first: the same as a reset, as River's ``DriftRetrainingClassifier``
     does); between the two, it takes over once it beats the serving model over
@@ -55,6 +57,11 @@ def watch_drift(
         if adaptation == "background" and drift.background is None:
             drift.start_background(_fresh(state, drift))
             _event(state, drift, "background_start", where, metric)
+    if seen.warning_cleared and adaptation == "background" and drift.background is not None:
+        # A warning that came to nothing: the background model has mostly learned the
+        # concept the serving model already knows; the next warning starts a fresh one.
+        drift.take_background()
+        _event(state, drift, "background_drop", where, metric)
     if seen.drift:
         _event(state, drift, "drift", where, metric)
         if adaptation == "background" and drift.background is not None and drift.background_learned:

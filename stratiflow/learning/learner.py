@@ -21,6 +21,13 @@ from time import perf_counter
 
 from stratiflow.labels import Answer, Expiry, LabelOutcome
 from stratiflow.learning.adaptation import select_champion, watch_drift
+from stratiflow.learning.curating import (
+    ask_label,
+    counts_of,
+    label_kept,
+    learn_hard,
+    predict_quietly,
+)
 from stratiflow.learning.state import (
     Counts,
     ModelState,
@@ -151,8 +158,19 @@ def step(
 
     scored = False
     label = event.label
+    requester = state.active
+    requested = False
+    if requester is not None and (label is not None) == requester.simulate:
+        # In production unlabelled events may get a request; simulated, labelled ones.
+        requested = ask_label(state, requester, event, proba, version, generation)
     if label is not None:
-        if learn:
+        keep = True
+        if requester is not None and requester.simulate and not requested:
+            keep = False  # simulated active learning: a label nobody asked for is not learned
+            counts_of(state).withheld += 1
+        elif state.label_filter is not None:
+            keep = label_kept(state, label, proba)
+        if learn and keep:
             if per_sample:
                 error = state.learn_sample(x, label)
                 if error is not None:
@@ -165,6 +183,8 @@ def step(
                     )
             else:
                 state.learn(x, label, ts=event.ts)
+            if state.hard is not None:
+                learn_hard(state, event.id, x, label, proba, event.ts)
         counts.labelled += 1
         if y_pred is not None:
             state.evaluation.score(label, y_pred, proba)
@@ -192,7 +212,7 @@ def step(
             if drift is not None and shadowed:
                 background = (drift.background_serial, shadow)
             waiting[event.id] = StoredPrediction(
-                y_pred, dict(proba), version, event.ts, named, background
+                y_pred, dict(proba), version, event.ts, named, background, requested
             )
             state.labels.waiting += 1
     state.cost.predict.add(predict_seconds)
@@ -276,13 +296,41 @@ def answer(
                 state, drift, item.id, item.event.ts, item.label, stored.y_pred,
                 stored.proba, kept[1] if kept is not None else None, shadowed=shadowed,
             )  # fmt: skip
-    if learn:
+    keep = True
+    if state.active is not None or state.curation is not None or item.annotator is not None:
+        keep = _curate_answer(state, item, stored, learn)
+    if learn and keep:
         x, refused = state.cleaner.clean(item.event.features, learn=False)
         if refused is None:
             state.learn(x, item.label, ts=item.ts)
+            if state.hard is not None:
+                learn_hard(state, item.id, x, item.label, stored.proba, item.ts)
     else:
         _tick(state, item.ts)
     return StepOutput(report_due=_report_due(state, scored, report_every))
+
+
+def _curate_answer(state: ModelState, item: Answer, stored: StoredPrediction, learn: bool) -> bool:
+    """Count the answer (requested or not) and apply the label filter; whether to learn.
+
+    With a sampler (``learn`` false) the contradiction rule is the sampled examples'
+    (:func:`learn_examples`); the confidence rule is applied here and before the sampler.
+    """
+    if state.active is not None:
+        curation = counts_of(state)
+        # Slots: a prediction stored before active learning existed has no ``requested``.
+        if getattr(stored, "requested", False):
+            curation.answered += 1
+        else:
+            curation.unrequested += 1
+    return label_kept(
+        state,
+        item.label,
+        stored.proba if learn else {},
+        confidence=item.confidence,
+        annotator=item.annotator,
+        y_pred=stored.y_pred,
+    )
 
 
 def expire(state: ModelState, item: Expiry, stored: StoredPrediction | None) -> None:
@@ -377,11 +425,20 @@ def learn_examples(state: ModelState, examples: Iterable[Example], *, ts: int) -
     2
     """
     learned = 0
+    rules = state.label_filter
+    contradiction = rules is not None and rules.contradiction is not None
     for example in examples:
         x, refused = state.cleaner.clean(example.x, learn=False)
         if refused is not None:
             continue  # counted by the cleaner (examples_rejected)
+        if not contradiction and state.hard is None:
+            learned += state.learn(x, example.y, ts=ts)
+            continue
+        proba = predict_quietly(state.model, x)
+        if contradiction and not label_kept(state, example.y, proba):
+            continue
         learned += state.learn(x, example.y, ts=ts)
+        learned += learn_hard(state, example.id, x, example.y, proba, ts)
     return learned
 
 

@@ -16,11 +16,14 @@ from time import perf_counter
 from typing import Any
 
 from stratiflow.config import Config
+from stratiflow.config.curation import LabelFilterSettings
 from stratiflow.config.model import build_model, is_binary
+from stratiflow.curation import CurationCounts, HardExamples, LabelRequester, requester_from
 from stratiflow.evaluation import Cost, Evaluation, LabelCounts
 from stratiflow.learning.updates import LearnResult, Updater, learn_error
 from stratiflow.lifecycle import DriftMonitor, Selection
 from stratiflow.records import Label, class_key
+from stratiflow.sampling import derive_seed
 from stratiflow.snapshots import key_from_env, load_snapshot
 from stratiflow.validation.cleaning import Cleaner
 from stratiflow.validation.parse import LabelPolicy
@@ -143,6 +146,9 @@ class StoredPrediction:
         <stratiflow.lifecycle.DriftMonitor.background_serial>`) and its answer for the event,
         scored when the label comes if that model is still the background one. Absent from
         predictions stored before background models were shadow-scored on delayed labels.
+    requested
+        Its label was requested (``active``): the answer is counted as answered, any
+        other label for it as unrequested.
     """
 
     y_pred: Label | None
@@ -151,6 +157,7 @@ class StoredPrediction:
     ts: int
     shadows: dict[str, dict[Label, float] | None] | None = None
     background: tuple[int, Label | None] | None = None
+    requested: bool = False
 
 
 @dataclass
@@ -190,6 +197,16 @@ class ModelState:
         model's own.
     pending_events
         ``model_events`` records made by the last item, until the runner takes them.
+    active
+        Which labels to request (``None``: no ``active.strategy``).
+    hard
+        The hard-example buffer (``None``: no ``curation.hard_examples``).
+    label_filter
+        The rules that keep labels out of learning (``None``: none set).
+    curation
+        What curation decided so far (``None``: nothing to count yet).
+    pending_requests
+        ``label_requests`` records made by the last item, until the runner takes them.
 
     Examples
     --------
@@ -218,6 +235,11 @@ class ModelState:
     generation: int = 0
     version_base: int = 0
     pending_events: list[dict[str, Any]] | None = None
+    active: LabelRequester | None = None
+    hard: HardExamples | None = None
+    label_filter: LabelFilterSettings | None = None
+    curation: CurationCounts | None = None
+    pending_requests: list[dict[str, Any]] | None = None
 
     @classmethod
     def new(cls, cfg: Config, key: str = "default") -> ModelState:
@@ -237,6 +259,15 @@ class ModelState:
                 auc_bins=cfg.metrics.auc_bins,
                 main=cfg.model,
             )
+        curation = cfg.curation
+        hard = None
+        if curation.hard_examples is not None:
+            hard_seed = derive_seed(cfg.seed, key, "hard_examples")
+            hard = HardExamples(curation.hard_examples.size, curation.hard_examples.p, hard_seed)
+        rules = curation.label_filter
+        filtering = rules.min_confidence > 0 or rules.contradiction is not None
+        active = requester_from(cfg.active, derive_seed(cfg.seed, key, "active"))
+        curating = active is not None or hard is not None or filtering or curation.tomek_links
         return cls(
             model=model,
             evaluation=Evaluation.new(cfg.metrics, positive),
@@ -245,6 +276,10 @@ class ModelState:
             key=key,
             drift=drift,
             selection=selection,
+            active=active,
+            hard=hard,
+            label_filter=rules if filtering else None,
+            curation=CurationCounts() if curating else None,
         )
 
     def learn_sample(self, x: dict[str, Any], y: Label) -> str | None:
@@ -317,6 +352,17 @@ class ModelState:
         if self.pending_events is None:
             self.pending_events = []
         self.pending_events.append(record)
+
+    def request(self, record: dict[str, Any]) -> None:
+        """Keep a ``label_requests`` record for the runner to publish."""
+        if self.pending_requests is None:
+            self.pending_requests = []
+        self.pending_requests.append(record)
+
+    def take_requests(self) -> list[dict[str, Any]]:
+        """The ``label_requests`` records made since the last call."""
+        requests, self.pending_requests = self.pending_requests, None
+        return requests or []
 
     def take_events(self) -> list[dict[str, Any]]:
         """The ``model_events`` records made since the last call."""

@@ -57,6 +57,8 @@ class Observation:
 
     warning: bool = False
     drift: bool = False
+    #: The warning zone ended with this prediction, without a drift.
+    warning_cleared: bool = False
     #: The key's rolling accuracy before and after this prediction was counted.
     before: float | None = None
     after: float | None = None
@@ -165,12 +167,13 @@ class DriftMonitor:
             self.improvements += 1
         warning = bool(getattr(detector, "warning_detected", False)) and not drift
         new_warning = warning and not self.in_warning
+        cleared = self.in_warning and not warning and not drift
         self.in_warning = warning
         if new_warning:
             self.warnings += 1
         if drift:
             self.drifts += 1
-        return Observation(new_warning, drift, before, rolling.value)
+        return Observation(new_warning, drift, cleared, before, rolling.value)
 
     # -- adaptation ------------------------------------------------------------------
 

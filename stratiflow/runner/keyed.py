@@ -54,12 +54,15 @@ class Emitted:
         Metrics records, for the metrics topic.
     model_events
         Drift warnings, drifts and model resets or swaps, for the model-events topic.
+    label_requests
+        Label requests (``active``), for the label-requests topic.
     """
 
     predictions: list[Prediction] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
     model_events: list[dict[str, Any]] = field(default_factory=list)
+    label_requests: list[dict[str, Any]] = field(default_factory=list)
 
 
 def handle(
@@ -132,6 +135,8 @@ def handle(
             )
     if state.pending_events is not None:
         out.model_events = [{**e, "emitted_at": now_ms} for e in state.take_events()]
+    if state.pending_requests is not None:
+        out.label_requests = [{**r, "requested_at": now_ms} for r in state.take_requests()]
     if due:
         out.reports.append(_report(state, cfg, now_ms=now_ms))
     return out

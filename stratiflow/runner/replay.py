@@ -51,6 +51,8 @@ class ReplayResult:
         The sampler's sampling-stats records.
     model_events
         Drift warnings, drifts and model resets or swaps (with a ``drift.detector``).
+    label_requests
+        Label requests (with an ``active.strategy``).
     states
         Each key's final model state.
     """
@@ -61,6 +63,7 @@ class ReplayResult:
     batches: list[TrainingBatch] = field(default_factory=list)
     stats: list[dict[str, Any]] = field(default_factory=list)
     model_events: list[dict[str, Any]] = field(default_factory=list)
+    label_requests: list[dict[str, Any]] = field(default_factory=list)
     states: dict[str, ModelState] = field(default_factory=dict)
     #: Predictions still waiting for their labels at the end, per key.
     waiting: dict[str, dict[str, StoredPrediction]] = field(default_factory=dict)
@@ -94,6 +97,7 @@ def replay(
         final state.
     """
     sampling = cfg.sampling
+    min_confidence = cfg.curation.label_filter.min_confidence
     sampled = sampling.strategy != "none"
     joined = cfg.labels.source != "none"
     result = ReplayResult()
@@ -113,13 +117,15 @@ def replay(
     def allocator_of(key: str) -> WindowAllocator:
         allocator = allocators.get(key)
         if allocator is None:
-            allocator = allocators[key] = WindowAllocator(key, sampling, cfg.seed)
+            allocator = allocators[key] = WindowAllocator(
+                key, sampling, cfg.seed, tomek_links=cfg.curation.tomek_links
+            )
         return allocator
 
     def aligner_of(key: str) -> EventTimeAligner:
         aligner = aligners.get(key)
         if aligner is None:
-            aligner = aligners[key] = EventTimeAligner.of(sampling)
+            aligner = aligners[key] = EventTimeAligner.of(sampling, min_confidence)
         return aligner
 
     def join_of(key: str) -> LabelJoin:
@@ -168,6 +174,8 @@ def replay(
             reports.extend(emitted.reports)
         if emitted.model_events:
             result.model_events.extend(emitted.model_events)
+        if emitted.label_requests:
+            result.label_requests.extend(emitted.label_requests)
 
     def release(to: int) -> None:
         for aligner in aligners.values():
@@ -183,7 +191,7 @@ def replay(
             watermark = horizon
             advance(watermark)
         release(watermark)
-        for labelled in labelled_examples(item):
+        for labelled in labelled_examples(item, min_confidence):
             assert labelled.label is not None
             cls = class_key(labelled.label)
             windows = class_windows.get((labelled.key, cls))

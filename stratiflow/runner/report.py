@@ -85,4 +85,16 @@ def metrics_report(
         "candidates": (
             state.selection.summary(state.model_version) if state.selection is not None else None
         ),
+        "active": state.active.summary() if state.active is not None else None,
+        "curation": _curation(state),
+    }
+
+
+def _curation(state: ModelState) -> dict[str, Any] | None:
+    """The ``curation`` section: every curation decision, counted (``None``: none made)."""
+    if state.curation is None:
+        return None
+    return {
+        **state.curation.summary(),
+        "hard_examples": state.hard.summary() if state.hard is not None else None,
     }

@@ -63,12 +63,23 @@ class EventTimeAligner:
     allowed_lateness
         The sampler's allowed lateness: a window closes at the watermark
         ``start + window - 1 + allowed_lateness``.
+    min_confidence
+        ``curation.label_filter.min_confidence``: labels less sure than this never reach
+        the sampler, so no window waits for them.
     """
 
+    #: A class attribute too: aligners pickled before label confidence existed restore.
+    min_confidence = 0.0
+
     def __init__(
-        self, max_out_of_orderness: int, window: int | None = None, allowed_lateness: int = 0
+        self,
+        max_out_of_orderness: int,
+        window: int | None = None,
+        allowed_lateness: int = 0,
+        min_confidence: float = 0.0,
     ) -> None:
         self.delay = max_out_of_orderness + 1
+        self.min_confidence = min_confidence
         #: The sampler's window size (``None``: no windows to wait for, the watermark rules).
         self.window = window
         self.lateness = allowed_lateness
@@ -90,9 +101,14 @@ class EventTimeAligner:
         self.timer: int | None = None
 
     @classmethod
-    def of(cls, settings: SamplingSettings) -> EventTimeAligner:
+    def of(cls, settings: SamplingSettings, min_confidence: float = 0.0) -> EventTimeAligner:
         """The aligner for a sampled job: waits for the sampler's windows too."""
-        return cls(settings.max_out_of_orderness, settings.window, settings.allowed_lateness)
+        return cls(
+            settings.max_out_of_orderness,
+            settings.window,
+            settings.allowed_lateness,
+            min_confidence,
+        )
 
     def add_event(self, event: Any, watermark: int | None = None) -> int:
         """Queue an event (or a label outcome); returns the watermark it waits for
@@ -108,7 +124,7 @@ class EventTimeAligner:
         self.horizon = release
         self.events.append([release, event, None])
         if self.window is not None:
-            for example in labelled_examples(event):
+            for example in labelled_examples(event, self.min_confidence):
                 self._expect(window_start(example.ts, self.window), watermark)
         return release
 

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from stratiflow.config import SamplingSettings
-from stratiflow.records import SAMPLING_STATS_SCHEMA_VERSION, Event, Label
+from stratiflow.records import SAMPLING_STATS_SCHEMA_VERSION, Event, Label, class_key
 from stratiflow.sampling.allocation import Quota, allocation_for
 
 #: A class whose decayed per-window count falls below this is no longer "seen".
@@ -508,12 +508,21 @@ class WindowAllocator:
     seed
         The base seed; each window's draws derive from it, the key and the window's
         start.
+    tomek_links
+        Drop the non-minority members of Tomek links from each window's sample
+        (``curation.tomek_links``).
     """
 
-    def __init__(self, key: str, settings: SamplingSettings, seed: int) -> None:
+    #: A class attribute too: allocators pickled before Tomek links existed restore without it.
+    tomek_links = False
+
+    def __init__(
+        self, key: str, settings: SamplingSettings, seed: int, *, tomek_links: bool = False
+    ) -> None:
         self.key = key
         self.settings = settings
         self.seed = seed
+        self.tomek_links = tomek_links
         self.pending: dict[int, _Pending] = {}
         self.late: dict[str, int] = {}
         self.priors: dict[str, float] = {}
@@ -583,6 +592,8 @@ class WindowAllocator:
                 "synthetic": len(synthetic),
                 "trained": trained,
             }
+        if self.tomek_links:
+            examples = self._drop_tomek_links(examples, per_class)
         rng.shuffle(examples)
         self.windows += 1
         late = sum(counts["late"] for counts in per_class.values())
@@ -600,6 +611,23 @@ class WindowAllocator:
         self.late.clear()
         batch = TrainingBatch(self.key, END_OF_TIME, END_OF_TIME, END_OF_TIME, [], late)
         return batch, self._stats(None, per_class, 0, None, now_ms)
+
+    def _drop_tomek_links(
+        self, examples: list[Example], per_class: dict[str, dict[str, int]]
+    ) -> list[Example]:
+        """The window's sample without the non-minority members of its Tomek links, each
+        drop counted in its class's ``tomek_dropped`` (and taken off ``trained``)."""
+        from stratiflow.sampling.tomek import tomek_drops  # numpy: only when asked for
+
+        for counts in per_class.values():
+            counts["tomek_dropped"] = 0
+        drops = set(tomek_drops(examples))
+        for i in drops:
+            c = class_key(examples[i].y)
+            per_class[c]["tomek_dropped"] += 1
+            per_class[c]["trained"] -= 1
+            self.trained[c] -= 1
+        return [e for i, e in enumerate(examples) if i not in drops]
 
     def _update_priors(self, seen: Mapping[str, int]) -> dict[str, float]:
         d = self.settings.decay

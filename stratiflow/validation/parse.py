@@ -9,7 +9,7 @@ Event(id='a', ts=1, features={'x': 1}, label=1, key='default', source=None)
 >>> parse_event(b'{"id": "a", "ts": 1, "features": {"x": NaN}}').reason
 'non_finite_number'
 >>> parse_event(b'{"id": "a", "ts": 9, "label": true}')
-LabelRecord(id='a', label=True, ts=9, key='default', source=None, raw=b'{"id": ...}')
+LabelRecord(id='a', label=True, ts=9, key='default', source=None, raw=b'{"id": ...}', ...)
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def label_from_object(
     Examples
     --------
     >>> label_from_object({"id": "a", "label": True, "ts": 9, "key": "eu"})
-    LabelRecord(id='a', label=True, ts=9, key='eu', source=None, raw=None)
+    LabelRecord(id='a', label=True, ts=9, key='eu', source=None, raw=None, confidence=None, ...)
     >>> label_from_object({"id": "a", "label": 2, "ts": 9}, label_policy=LabelPolicy(binary=True))
     Rejection(reason='label_not_supported', detail='label 2 given to a binary model; ...')
     """
@@ -285,7 +285,24 @@ def label_from_object(
     if rejection is not None:
         return rejection
     assert label is not None  # _check_label refuses null in a label record
-    return LabelRecord(id=event_id, label=label, ts=ts, key=key, source=source)
+    confidence = obj.get("confidence")
+    if confidence is not None and (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, int | float)
+        or not 0 <= confidence <= 1
+    ):
+        return Rejection(
+            "bad_confidence", f"confidence must be a number from 0 to 1, got {confidence!r}"
+        )
+    annotator = obj.get("annotator")
+    if annotator is not None and (not isinstance(annotator, str) or not 0 < len(annotator) <= 200):
+        return Rejection(
+            "bad_annotator", f"annotator must be a string of 1 to 200 characters, got {annotator!r}"
+        )
+    return LabelRecord(
+        event_id, label, ts, key, source, None,
+        None if confidence is None else float(confidence), annotator,
+    )  # fmt: skip
 
 
 def _check_future(ts: int, limits: Limits) -> Rejection | None:

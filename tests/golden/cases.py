@@ -29,7 +29,14 @@ EXPECTED = Path(__file__).with_name("expected.json")
 WALL_CLOCK = ("emitted_at", "at", "cost")
 #: Fields added after expected.json was written, left out when they hold the value every
 #: golden case had then (no drift detector, one model): a change there still shows.
-ADDED_LATER = {"model": "main", "generation": 0, "drift": None, "candidates": None}
+ADDED_LATER = {
+    "model": "main",
+    "generation": 0,
+    "drift": None,
+    "candidates": None,
+    "active": None,
+    "curation": None,
+}
 
 
 def _bad_lines() -> list[bytes]:

@@ -111,6 +111,7 @@ def test_public_functions_have_numpydoc_sections() -> None:
         "evaluation",
         "sampling",
         "lifecycle",
+        "curation",
         "learning",
         "runner",
     )

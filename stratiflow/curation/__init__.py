@@ -1,0 +1,45 @@
+"""Curating what a model learns from: active learning with a label budget (``active``),
+the label filter and the curation counts (``labels``), and a buffer of the hardest
+examples to learn again (``hard_examples``). Tomek links, an operation on a window's
+sample, live in :mod:`stratiflow.sampling.tomek`."""
+
+from __future__ import annotations
+
+from stratiflow.curation.active import (
+    ACTIVE_STRATEGIES,
+    REQUEST_STRATEGIES,
+    ActiveStrategy,
+    LabelBudget,
+    LabelRequester,
+    RandomRequests,
+    Request,
+    RequestStrategy,
+    UncertaintyRequests,
+    VariableUncertaintyRequests,
+    requester_for,
+    requester_from,
+    uncertainty,
+)
+from stratiflow.curation.hard_examples import HardExamples
+from stratiflow.curation.labels import AnnotatorCounts, CurationCounts, DropReason, filter_label
+
+__all__ = [
+    "ACTIVE_STRATEGIES",
+    "REQUEST_STRATEGIES",
+    "ActiveStrategy",
+    "AnnotatorCounts",
+    "CurationCounts",
+    "DropReason",
+    "HardExamples",
+    "LabelBudget",
+    "LabelRequester",
+    "RandomRequests",
+    "Request",
+    "RequestStrategy",
+    "UncertaintyRequests",
+    "VariableUncertaintyRequests",
+    "filter_label",
+    "requester_for",
+    "requester_from",
+    "uncertainty",
+]
