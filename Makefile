@@ -9,7 +9,7 @@ PROVISIONED := .stratiflow/.provisioned
 # Fast tiers first: a broken unit test fails in seconds, not after the cluster tests.
 PYTEST := $(PY) -m pytest
 
-.PHONY: help setup demo test test-unit test-flink test-e2e lint docs stop clean eval-sampling eval-drift chaos bench
+.PHONY: help setup demo test test-unit test-flink test-e2e lint docs stop clean eval-sampling eval-drift eval-curation chaos bench
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n",$$1,$$2}'
@@ -56,6 +56,9 @@ eval-sampling: setup ## compare sampling strategies on an imbalanced stream; wri
 
 eval-drift: setup ## drift detection and adaptation on streams with known drifts vs River's own; writes benchmarks/results/drift.json and the tables in docs/drift.md
 	$(PY) benchmarks/eval_drift.py
+
+eval-curation: setup ## active learning (label share vs accuracy) and the label filter under label noise; writes benchmarks/results/curation.json and the tables in docs/curation.md
+	$(PY) benchmarks/eval_curation.py
 
 chaos: setup ## fault tests at full size (50k events); writes benchmarks/results/chaos.json and the table in docs/reliability.md
 	STRATIFLOW_CHAOS_N=$${STRATIFLOW_CHAOS_N:-50000} \

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from kafka.errors import KafkaError
 
 from stratiflow.cli.demo import run_demo
+from stratiflow.cli.oracle import add_oracle_command
 from stratiflow.cli.tables import format_tail
 from stratiflow.config import Config, ConfigError, load_cli_config, redact
 from stratiflow.io import kafka as kafka_io
@@ -513,12 +514,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser(
-        "tail", help="print records from predictions, metrics, dead-letters or model-events"
+        "tail",
+        help="print records from predictions, metrics, dead-letters, model-events or "
+        "label-requests",
     )
     p.add_argument(
         "topic",
-        help="predictions | metrics | dead-letters | model-events | sampling-stats | events | "
-        "any topic",
+        help="predictions | metrics | dead-letters | model-events | label-requests | "
+        "sampling-stats | events | any topic",
     )
     p.add_argument("--from-beginning", action="store_true")
     p.add_argument("--max", type=int, help="stop after this many records")
@@ -567,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="leave the broker running afterwards")
     p.set_defaults(func=cmd_demo)
 
+    add_oracle_command(sub, _add_config_args, _config_from)
     add_local_commands(sub)
     return parser
 

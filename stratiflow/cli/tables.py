@@ -319,6 +319,14 @@ def format_record(value: bytes) -> str:
         )
     if obj.get("type") in MODEL_EVENT_TYPES and "generation" in obj:
         return format_model_event(obj)
+    if "requested_at" in obj and "strategy" in obj:
+        best = max(obj.get("proba", {}).values(), default=None)
+        top = "-" if best is None else f"{best:.3f}"
+        simulated = " (simulated)" if obj.get("simulated") else ""
+        return (
+            f"label-request id={obj['id']:<16} key={obj['key']:<10} {obj['strategy']}"
+            f" score={obj['score']:.3f} p_max={top} v={obj.get('model_version')}{simulated}"
+        )
     if "y_pred" in obj and "proba" in obj:
         best = max(obj["proba"].values(), default=0.0)
         truth = ""

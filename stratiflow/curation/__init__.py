@@ -22,6 +22,7 @@ from stratiflow.curation.active import (
 )
 from stratiflow.curation.hard_examples import HardExamples
 from stratiflow.curation.labels import AnnotatorCounts, CurationCounts, DropReason, filter_label
+from stratiflow.curation.oracle import LabelOracle, read_true_labels
 
 __all__ = [
     "ACTIVE_STRATEGIES",
@@ -32,6 +33,7 @@ __all__ = [
     "DropReason",
     "HardExamples",
     "LabelBudget",
+    "LabelOracle",
     "LabelRequester",
     "RandomRequests",
     "Request",
@@ -39,6 +41,7 @@ __all__ = [
     "UncertaintyRequests",
     "VariableUncertaintyRequests",
     "filter_label",
+    "read_true_labels",
     "requester_for",
     "requester_from",
     "uncertainty",

@@ -39,6 +39,8 @@ REASONS: dict[str, str] = {
     "bad_feature_value": "a feature value is not a number, string, boolean or null",
     "bad_label": "label is not a string, integer or boolean",
     "label_not_supported": "the configured model cannot learn this label (e.g. a binary model)",
+    "bad_confidence": "a label record's confidence is not a number from 0 to 1",
+    "bad_annotator": "a label record's annotator is not a string of 1 to 200 characters",
     "model_rejected_input": "the model raised an error on this event's features",
     "model_output_not_finite": "the model's probabilities were NaN or infinite for this event",
     "labels_disabled": "a label record arrived but labels.source is none",

@@ -28,7 +28,15 @@ from stratiflow.validation.parse import REASONS, LabelPolicy, Limits, event_from
 from tests.helpers import FULL_METRICS, T0, cfg_with, clocked, delayed_stream, probe_of
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
-NAMES = ("event", "prediction", "metrics", "dead_letter", "sampling_stats", "model_event")
+NAMES = (
+    "event",
+    "prediction",
+    "metrics",
+    "dead_letter",
+    "sampling_stats",
+    "model_event",
+    "label_request",
+)
 N = 50
 
 
@@ -475,6 +483,14 @@ def dead_letters() -> list[dict[str, Any]]:
     disabled = parse_event(label, SourceRef("events", 0, 3), labels=False)
     assert isinstance(disabled, Rejection) and disabled.reason == "labels_disabled"
     letters.append(DeadLetter.of(disabled, label, SourceRef("events", 0, 3), at=3))
+    # Label records with a bad confidence or annotator (curation.label_filter reads them).
+    for i, bad in enumerate(
+        (b'{"id": "a", "label": true, "ts": 3, "confidence": 1.5}',
+         b'{"id": "a", "label": true, "ts": 3, "annotator": 7}'),
+    ):  # fmt: skip
+        refused = parse_event(bad, SourceRef("labels", 0, 5 + i), labels=True)
+        assert isinstance(refused, Rejection), refused
+        letters.append(DeadLetter.of(refused, bad, SourceRef("labels", 0, 5 + i), at=5))
     # An event on the labels topic (operators/parse.py, labels_only).
     on_labels = parse_event(GOOD_RAW, SourceRef("labels", 0, 4))
     assert isinstance(on_labels, Event)
@@ -931,3 +947,65 @@ def test_model_event_schema_rejects_wrong_values(
         node = node[part]
     node[leaf] = value
     assert_invalid("model_event", record)
+
+
+# -- active learning: label requests, the metrics record's active and curation sections ------
+
+
+@pytest.fixture(scope="module")
+def curated_runs() -> list[ReplayResult]:
+    """Replays with label requests (simulated and answered late), label filters and hard
+    examples, and a sampled run with Tomek links."""
+    raw = list(river_events("agrawal", n=3000, seed=4, interval_ms=10))
+    runs = []
+    simulated = cfg_with(
+        active={"strategy": "uncertainty", "budget": 0.1, "simulate": True},
+        curation={"hard_examples": {"size": 20, "p": 0.2}},
+        metrics={"report_every": 500},
+    )
+    runs.append(replay([event_from_object(e) for e in raw], simulated, now_ms=T0))
+    stream: list[dict[str, Any]] = []
+    for i, e in enumerate(raw):
+        stream.append({**e, "label": None})
+        if i >= 3:
+            late = raw[i - 3]
+            stream.append(
+                {"id": late["id"], "label": late["label"], "ts": e["ts"],
+                 "confidence": (i % 10) / 10, "annotator": f"a{i % 2}"}
+            )  # fmt: skip
+    answered = cfg_with(
+        active={"strategy": "variable_uncertainty", "budget": 0.2},
+        curation={"label_filter": {"min_confidence": 0.2, "contradiction": 0.95, "warmup": 100}},
+        labels={"ttl": "1h"},
+        metrics={"report_every": 500},
+    )
+    runs.append(replay(stream, answered, now_ms=T0))
+    return runs
+
+
+def test_label_requests_and_curated_reports_match_their_schemas(
+    curated_runs: list[ReplayResult],
+) -> None:
+    for result in curated_runs:
+        assert result.label_requests
+        for request in result.label_requests:
+            assert_valid("label_request", request)
+        for report in result.reports:
+            assert_valid("metrics", report)
+    final = [r for r in curated_runs[1].reports if r["final"]][-1]
+    assert final["curation"]["dropped"]["low_confidence"] > 0
+    assert set(final["curation"]["annotators"]) == {"a0", "a1"}
+    assert [r for r in curated_runs[0].reports if r["final"]][-1]["curation"]["replayed"] > 0
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("score", 1.5), ("strategy", "none"), ("proba", {"true": 2.0}), ("model_version", -1)],
+)
+def test_label_request_schema_rejects_wrong_values(
+    curated_runs: list[ReplayResult], path: str, value: Any
+) -> None:
+    record = copy.deepcopy(curated_runs[0].label_requests[0])
+    assert_valid("label_request", record)
+    record[path] = value
+    assert_invalid("label_request", record)
