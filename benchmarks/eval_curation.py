@@ -55,7 +55,8 @@ STRATEGIES = ["random", "uncertainty", "variable_uncertainty"]
 BUDGETS = [0.05, 0.1, 0.2]
 #: Contradiction bounds of the label filter; the goal speaks of the first.
 FILTERS = [0.95, 0.9, 0.8]
-#: Below this accuracy lost to noise, the share of it recovered is not measurable.
+#: Below this accuracy lost to noise, the share of it recovered is not measurable (unless
+#: the filter itself loses more than this).
 MIN_LOSS = 0.01
 #: The budget the goals speak of.
 GOAL_BUDGET = 0.1
@@ -440,8 +441,12 @@ def goals(summary: dict[str, Any], streams: list[str]) -> list[dict[str, Any]]:
         for variant, entry in part.items():
             if "recovered" not in entry:
                 continue
-            recovered = entry["recovered"]
-            measurable = recovered is not None and entry["lost_to_noise"] >= MIN_LOSS
+            recovered, lost = entry["recovered"], entry["lost_to_noise"]
+            met: bool | None = None
+            if recovered is not None and lost >= MIN_LOSS:
+                met = recovered >= 0.5
+            elif entry["loss_vs_clean"] - lost > MIN_LOSS:
+                met = False  # noise hardly costs anything, but the filter does
             out.append(
                 {
                     "goal": f"{variant}: recovers at least half of the accuracy lost to noise",
@@ -449,9 +454,9 @@ def goals(summary: dict[str, Any], streams: list[str]) -> list[dict[str, Any]]:
                     "values": {
                         "recovered": recovered,
                         "accuracy": entry["accuracy"],
-                        "lost_to_noise": entry["lost_to_noise"],
+                        "lost_to_noise": lost,
                     },
-                    "met": recovered >= 0.5 if measurable else None,
+                    "met": met,
                 }
             )
     return out

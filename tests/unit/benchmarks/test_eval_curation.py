@@ -135,3 +135,32 @@ def test_write_docs_replaces_only_what_is_between_the_markers(tmp_path, monkeypa
     write_docs("| new | table |\n")
     text = page.read_text()
     assert text == (f"# Title\n\nprose\n\n{ev.BEGIN}\n| new | table |\n{ev.END}\n\n## More prose\n")
+
+
+def _noise(clean: float, noisy: float, filtered: float) -> dict[str, dict]:
+    part = {"clean labels": {"accuracy": clean}, "20% flipped": {"accuracy": noisy}}
+    part["20% flipped, filter 0.9"] = {"accuracy": filtered}
+    for entry in part.values():
+        entry["loss_vs_clean"] = clean - entry["accuracy"]
+    lost = clean - noisy
+    part["20% flipped, filter 0.9"] |= {
+        "lost_to_noise": lost,
+        "recovered": (filtered - noisy) / lost if lost > 0 else None,
+    }
+    return part
+
+
+@pytest.mark.parametrize(
+    ("clean", "noisy", "filtered", "met"),
+    [
+        (0.95, 0.91, 0.93, True),  # half of 4 points recovered
+        (0.95, 0.91, 0.92, False),  # a quarter
+        (0.95, 0.945, 0.95, None),  # noise costs half a point: the share means nothing
+        (0.95, 0.945, 0.90, False),  # ... but a filter that costs 4.5 points misses anyway
+    ],
+)
+def test_the_noise_goal_is_the_share_of_the_loss_recovered(clean, noisy, filtered, met) -> None:
+    summary = {"active": {}, "noise": {"sea": _noise(clean, noisy, filtered)}}
+    (goal,) = ev.goals(summary, ["sea"])
+    assert goal["met"] is met
+    assert goal["values"]["lost_to_noise"] == pytest.approx(clean - noisy)
