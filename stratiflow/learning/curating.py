@@ -68,7 +68,7 @@ def label_kept(
     reason = None
     if rules is not None:
         reason = filter_label(
-            rules, label, confidence=confidence, proba=proba, learned=state.counts.learned
+            rules, label, confidence=confidence, proba=proba, learned=state.model_version
         )
         if reason is not None:
             counts_of(state).drop(reason)
