@@ -8,21 +8,23 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pyflink.common import Types
+from pyflink.common import WatermarkStrategy
+from pyflink.datastream.connectors import Sink
+from pyflink.java_gateway import get_gateway
 
 from stratiflow.config import Config, ConfigError
 from stratiflow.io.sources import jsonl_lines
 from stratiflow.jobs.runtime import SetupError, create_env
 from stratiflow.jobs.train_predict import build_pipeline, config_from_args
-from stratiflow.operators.raw import KEYED_RAW_RECORD, raw_row
+from stratiflow.operators.connectors import jsonl_file_source
 
 OUTPUT_FILES = {
-    "p": "predictions.jsonl",
-    "m": "metrics.jsonl",
-    "d": "dead_letters.jsonl",
-    "s": "sampling_stats.jsonl",
-    "e": "model_events.jsonl",
-    "r": "label_requests.jsonl",
+    "predictions": "predictions.jsonl",
+    "metrics": "metrics.jsonl",
+    "dead_letters": "dead_letters.jsonl",
+    "sampling_stats": "sampling_stats.jsonl",
+    "model_events": "model_events.jsonl",
+    "label_requests": "label_requests.jsonl",
 }
 
 
@@ -42,58 +44,40 @@ def run_backtest(events: Path, cfg: Config, out_dir: Path) -> BacktestResult:
     """Run ``build_pipeline`` over ``events`` and write each output stream to a file.
 
     Each output file holds one contract record per line; dead letters name the
-    file as their topic and the 0-based line number as their offset.
+    file as their topic and the 0-based line number as their offset. The files are
+    written by a sink in the JVM (``io.stratiflow.flink.LineFileSink``), so no output
+    record crosses back into Python.
     """
     # One bounded source subtask has no idle split to wait out, and idleness would let
     # Flink's watermark run past records still on their way at the end of the file.
     cfg = replace(cfg, sampling=replace(cfg.sampling, idle_timeout=0))
     env = create_env(cfg, embedded=True)
-    limit = cfg.validation.max_payload_bytes
-    rows = [
-        raw_row(str(events), 0, n, line, max_payload_bytes=limit) for n, line in jsonl_lines(events)
-    ]
+    source = jsonl_file_source(events, cfg.validation.max_payload_bytes)
     raw = (
-        env.from_collection(rows, type_info=KEYED_RAW_RECORD)
+        env.from_source(source, WatermarkStrategy.no_watermarks(), f"file: {events.name}")
+        .set_parallelism(1)
         .uid("source-file")
-        .name(f"file: {events.name}")
     )
     # One source subtask, so parse at parallelism 1 to keep each key's order.
     outputs = build_pipeline(raw, cfg, parse_parallelism=1)
-    streams = {
-        "p": outputs.predictions,
-        "m": outputs.metrics,
-        "d": outputs.dead_letters,
-        "s": outputs.sampling_stats,
-        "e": outputs.model_events,
-        "r": outputs.label_requests,
-    }
-    tagged_streams = [
-        stream.map(lambda s, tag=tag: tag + s, output_type=Types.STRING())
-        for tag, stream in streams.items()
-        if stream is not None
-    ]
-    tagged = tagged_streams[0].union(*tagged_streams[1:])
     out_dir.mkdir(parents=True, exist_ok=True)
-    counts = dict.fromkeys(OUTPUT_FILES, 0)
-    handles = {tag: (out_dir / name).open("w") for tag, name in OUTPUT_FILES.items()}
-    try:
-        with tagged.execute_and_collect(job_execution_name=f"{cfg.job.name}-backtest") as results:
-            for item in results:
-                handles[item[0]].write(item[1:] + "\n")
-                counts[item[0]] += 1
-    finally:
-        for handle in handles.values():
-            handle.close()
-    return BacktestResult(
-        len(rows),
-        counts["p"],
-        counts["m"],
-        counts["d"],
-        counts["s"],
-        out_dir,
-        counts["e"],
-        counts["r"],
-    )
+    jvm = get_gateway().jvm
+    for name, file in OUTPUT_FILES.items():
+        path = out_dir / file
+        stream = getattr(outputs, name)
+        if stream is None:
+            path.write_text("")  # the job has no such output: an empty file, as before
+            continue
+        sink = Sink(jvm.io.stratiflow.flink.LineFileSink(str(path.resolve())))
+        stream.sink_to(sink).set_parallelism(1).uid(f"file-{name}").name(f"file: {file}")
+    env.execute(f"{cfg.job.name}-backtest")
+    counts = {name: _lines(out_dir / file) for name, file in OUTPUT_FILES.items()}
+    return BacktestResult(sum(1 for _ in jsonl_lines(events)), out_dir=out_dir, **counts)
+
+
+def _lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Kafka source and sinks configured from the job config.
+"""Kafka source and sinks configured from the job config, and the backtest's file source.
 
 The source hands raw bytes plus topic/partition/offset to Python (through a
 small Java deserializer built by ``stratiflow local setup``), so nothing can
@@ -8,7 +8,9 @@ fail before validation and every dead letter can say where its record was.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
+from pyflink.datastream.connectors import Source
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
     KafkaOffsetsInitializer,
@@ -16,6 +18,7 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 from pyflink.java_gateway import get_gateway
+from pyflink.util.java_utils import to_jarray
 
 from stratiflow.config import Config
 
@@ -104,3 +107,29 @@ def string_sink(cfg: Config, topic: str) -> KafkaSink:
     for key, value in cfg.kafka.properties.items():
         builder = builder.set_property(key, value)
     return builder.build()
+
+
+def jsonl_file_source(path: Path, max_payload_bytes: int) -> Source:
+    """A JSONL file as keyed raw records, read in the JVM (``io.stratiflow.flink.JsonLinesFormat``):
+    the file's path is the records' topic and the 0-based line number their offset, as
+    :func:`stratiflow.io.sources.jsonl_lines` numbers them.
+
+    Parameters
+    ----------
+    path
+        The file.
+    max_payload_bytes
+        ``validation.max_payload_bytes``: a longer line gets no model key (it is a dead letter).
+
+    Returns
+    -------
+    Source
+        A bounded source of :data:`stratiflow.operators.raw.KEYED_RAW_RECORD` rows.
+    """
+    jvm = get_gateway().jvm
+    file_format = jvm.io.stratiflow.flink.JsonLinesFormat(str(path), max_payload_bytes)
+    j_path = jvm.org.apache.flink.core.fs.Path(str(path.resolve()))
+    j_source = jvm.org.apache.flink.connector.file.src.FileSource.forRecordStreamFormat(
+        file_format, to_jarray(jvm.org.apache.flink.core.fs.Path, [j_path])
+    ).build()
+    return Source(j_source)
