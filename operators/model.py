@@ -39,7 +39,7 @@ from stratiflow.operators.tags import (
     MODEL_EVENTS,
     dead_letter,
 )
-from stratiflow.records import DeadLetter, Event, Rejection, to_json
+from stratiflow.records import DeadLetter, Event, Rejection, prediction_json, to_json
 from stratiflow.runner.keyed import Item, final_report, handle
 from stratiflow.sampling import EventTimeAligner, LateExample, TrainingBatch
 from stratiflow.sampling.alignment import END_OF_TIME
@@ -78,7 +78,7 @@ class _KeyedModel(KeyedProcessFunction):
         assert self.waiting is not None
         out = handle(state, item, self.waiting, self.cfg, now_ms=_now_ms())
         for prediction in out.predictions:
-            yield to_json(prediction.to_dict())
+            yield prediction_json(prediction)
         for letter in out.dead_letters:
             yield dead_letter(letter)
         for report in out.reports:
