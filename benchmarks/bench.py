@@ -242,6 +242,103 @@ def worker_bare(path: Path, model: str, batch: int, out: Path) -> None:
     out.write_text(json.dumps({"seconds": seconds, "eps": len(events) / seconds, "p_true": probas}))
 
 
+def worker_progressive_val_score(path: Path, model: str, out: Path) -> None:
+    """River's own evaluation loop, ``evaluate.progressive_val_score`` with ``LogLoss`` (so it
+    calls ``predict_proba_one``, as the job does), one model per key: its rate, and each
+    event's P(true) from ``iter_progressive_val_score(yield_predictions=True)`` on a fresh
+    model (untimed) for the parity check."""
+    from river import evaluate, metrics
+
+    from stratiflow.config import ModelStep
+    from stratiflow.config.model import build_model
+
+    steps = tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
+    events = list(read_events(path))
+    per_key: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        per_key.setdefault(e["key"], []).append(e)
+    seconds = 0.0
+    p_true: dict[str, float] = {}
+    for stream in per_key.values():
+        dataset = [(e["features"], e["label"]) for e in stream]
+        start = time.perf_counter()
+        evaluate.progressive_val_score(dataset, build_model(steps), metrics.LogLoss())
+        seconds += time.perf_counter() - start
+        steps_out = evaluate.iter_progressive_val_score(
+            dataset, build_model(steps), metrics.LogLoss(), yield_predictions=True
+        )
+        for e, state in zip(stream, steps_out, strict=True):
+            p_true[e["id"]] = (state.get("Prediction") or {}).get(True, 0.0)
+    out.write_text(json.dumps({"seconds": seconds, "eps": len(events) / seconds, "p_true": p_true}))
+
+
+def worker_confluent_loop(
+    bootstrap: str, topic: str, n: int, model: str, out_topic: str, out: Path
+) -> None:
+    """The loop a performance-aware user writes: librdkafka (confluent-kafka) consume in
+    batches, parse, predict, learn, produce."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+    from stratiflow.config import ModelStep
+    from stratiflow.config.model import build_model
+
+    steps = tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+        }
+    )
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(partitions)])
+    models: dict[str, Any] = {}
+    p_true: dict[str, float] = {}
+    seen = 0
+    first = last = 0.0
+    start = time.perf_counter()
+    while seen < n:
+        for record in consumer.consume(num_messages=1000, timeout=0.5):
+            if record.error():
+                continue
+            e = json.loads(record.value())
+            m = models.get(e["key"])
+            if m is None:
+                m = models[e["key"]] = build_model(steps)
+            x = e["features"]
+            proba = m.predict_proba_one(x)
+            m.learn_one(x, e["label"])
+            now = time.time()
+            prediction = {
+                "id": e["id"],
+                "ts": e["ts"],
+                "key": e["key"],
+                "y_pred": max(proba, key=proba.get) if proba else None,
+                "proba": proba,
+                "emitted_at": int(now * 1000),
+            }
+            producer.produce(out_topic, json.dumps(prediction).encode())
+            producer.poll(0)
+            p_true[e["id"]] = proba.get(True, 0.0)
+            first = first or now
+            last = now
+            seen += 1
+    producer.flush()
+    consumer.close()
+    seconds = time.perf_counter() - start
+    out.write_text(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "eps": seen / seconds,
+                "steady_eps": (seen - 1) / (last - first),
+                "p_true": p_true,
+            }
+        )
+    )
+
+
 def worker_kafka_loop(
     bootstrap: str, topic: str, n: int, model: str, out_topic: str, out: Path
 ) -> None:
@@ -446,6 +543,33 @@ def measure_bare(path: Path, model: str, batch: int, work: Path) -> dict[str, An
     )
     result = json.loads(out.read_text())
     return {**child, **result}
+
+
+def measure_peers(
+    bootstrap: str, topic: str, n: int, model: str, path: Path, bare_p_true: list[float], work: Path
+) -> dict[str, Any]:
+    """River's progressive_val_score and the confluent-kafka loop on the same events, each
+    with its largest P(true) difference from bare River (a rate counts only at 0.0)."""
+    ids = [e["id"] for e in read_events(path)]
+    peers: dict[str, Any] = {}
+    for name, command in (
+        ("progressive_val_score", ["pvs", str(path), model]),
+        ("confluent_kafka_loop", ["confluent-loop", bootstrap, topic, str(n), model,
+                                  f"bench-cloop-{uuid.uuid4().hex[:8]}"]),
+    ):  # fmt: skip
+        out = work / f"{name}-{uuid.uuid4().hex[:8]}.json"
+        try:
+            child = run_child(
+                [sys.executable, __file__, "--worker", *command, str(out)], timeout=1800
+            )
+            result = json.loads(out.read_text())
+        except (RuntimeError, OSError, ValueError) as exc:
+            peers[name] = {"error": str(exc).splitlines()[0]}
+            continue
+        p_true = result.pop("p_true")
+        worst = max(abs(p_true[i] - bare_p_true[k]) for k, i in enumerate(ids))
+        peers[name] = {**child, **result, "max_p_true_difference": worst}
+    return peers
 
 
 def measure_kafka_loop(bootstrap: str, topic: str, n: int, model: str, work: Path) -> dict:
@@ -809,6 +933,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     baselines: dict[tuple[str, str, int, int], dict[str, Any]] = {}
     loops: dict[tuple[str, str, int], dict[str, Any]] = {}
+    peers: dict[tuple[str, str, int], dict[str, Any]] = {}
     try:
         for variant in chosen:
             key = (variant.stream, variant.keys)
@@ -828,6 +953,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     bootstrap, topic, args.events, variant.model, work
                 )
             loop = loops.get(loop_key)
+            if loop_key not in peers and args.peers and not variant.batch:
+                peers[loop_key] = measure_peers(
+                    bootstrap, topic, args.events, variant.model, path, bare["p_true"], work
+                )
             try:
                 job, predictions = measure_stratiflow(
                     variant, bootstrap, topic, args.events, work, timeout=args.run_timeout
@@ -849,6 +978,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "overrides": variant.overrides,
                 "bare_river": {k: v for k, v in bare.items() if k != "p_true"},
                 "kafka_loop": loop,
+                "peers": peers.get(loop_key),
                 "stratiflow": job,
                 "complete": job["distinct_ids"] == args.events,
                 "max_p_true_difference": parity(bare["p_true"], predictions, path),
@@ -915,6 +1045,11 @@ def _line(row: dict[str, Any]) -> str:
         f"stratiflow {job['steady_eps']:>8.0f} ev/s  x bare {row['vs_bare_river']:.2f}  "
         f"x loop {row['vs_kafka_loop'] or float('nan'):.2f}  rss {job['peak_rss_mb']:.0f} MB  "
         f"complete {row['complete']}  Δp {row['max_p_true_difference']:.1e}"
+        + "".join(
+            f"\n    {name:<26} {peer.get('steady_eps', peer.get('eps', float('nan'))):>8.0f} ev/s"
+            f"  Δp {peer.get('max_p_true_difference', float('nan')):.1e}"
+            for name, peer in (row.get("peers") or {}).items()
+        )
     )
 
 
@@ -993,6 +1128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=str(ROOT / ".stratiflow" / "bench"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-kafka-loop", action="store_true")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also measure River's progressive_val_score and a confluent-kafka loop (per model)",
+    )
     parser.add_argument("--latency", action="store_true", help="also run the latency test")
     parser.add_argument(
         "--latency-share",
@@ -1048,6 +1188,10 @@ def main(argv: list[str] | None = None) -> int:
         kind, *rest = args.worker
         if kind == "bare":
             worker_bare(Path(rest[0]), rest[1], int(rest[2]), Path(rest[3]))
+        elif kind == "pvs":
+            worker_progressive_val_score(Path(rest[0]), rest[1], Path(rest[2]))
+        elif kind == "confluent-loop":
+            worker_confluent_loop(rest[0], rest[1], int(rest[2]), rest[3], rest[4], Path(rest[5]))
         else:
             worker_kafka_loop(rest[0], rest[1], int(rest[2]), rest[3], rest[4], Path(rest[5]))
         return 0

@@ -29,7 +29,7 @@ def test_the_benchmark_harness_runs_end_to_end_and_the_job_matches_bare_river(tm
         str(out),
     ]
     command += ["--latency", "--latency-seconds", "3", "--latency-warmup", "2"]
-    command += ["--run-timeout", "180"]
+    command += ["--run-timeout", "180", "--peers"]
     done = subprocess.run(
         command, cwd=REPO_ROOT, env=job_environ(), capture_output=True, text=True, timeout=600
     )
@@ -42,6 +42,12 @@ def test_the_benchmark_harness_runs_end_to_end_and_the_job_matches_bare_river(tm
         assert run["max_p_true_difference"] == 0.0  # the same model, step for step
         assert run["bare_river"]["eps"] > 0 and run["kafka_loop"]["steady_eps"] > 0
         assert run["stratiflow"]["steady_eps"] > 0 and run["stratiflow"]["peak_rss_mb"] > 0
+    # River's own evaluation loop and the confluent-kafka loop: same events, same model.
+    peers = base["peers"]
+    assert set(peers) == {"progressive_val_score", "confluent_kafka_loop"}
+    for name, peer in peers.items():
+        assert "error" not in peer, (name, peer)
+        assert peer["max_p_true_difference"] == 0.0 and peer["eps"] > 0, (name, peer)
     # Thread mode runs Python inside the JVM (PyFlink falls back to process mode silently).
     assert base["stratiflow"]["python_workers"] == 1
     assert thread["stratiflow"]["python_workers"] == 0
