@@ -211,14 +211,45 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
 # -- child workers (run in their own process) -----------------------------------------------
 
 
+def model_steps(model: str) -> tuple[Any, ...]:
+    """The River pipeline of a bench model name, as config model steps."""
+    from stratiflow.config import ModelStep
+
+    return tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
+
+
+def loop_step(
+    models: dict[str, Any], new_model: Callable[[], Any], raw: bytes
+) -> tuple[bytes, str, dict[Any, float], float]:
+    """One record of a hand-written Kafka loop: parse, predict, learn (a model per key,
+    made by ``new_model``); the prediction's JSON, the event's id, the probabilities and
+    the wall clock."""
+    e = json.loads(raw)
+    m = models.get(e["key"])
+    if m is None:
+        m = models[e["key"]] = new_model()
+    x = e["features"]
+    proba = m.predict_proba_one(x)
+    m.learn_one(x, e["label"])
+    now = time.time()
+    prediction = {
+        "id": e["id"],
+        "ts": e["ts"],
+        "key": e["key"],
+        "y_pred": max(proba, key=proba.get) if proba else None,
+        "proba": proba,
+        "emitted_at": int(now * 1000),
+    }
+    return json.dumps(prediction).encode(), e["id"], proba, now
+
+
 def worker_bare(path: Path, model: str, batch: int, out: Path) -> None:
     """Bare River over events in memory; writes eps and every prediction's P(true)."""
     import pandas as pd
 
-    from stratiflow.config import ModelStep
     from stratiflow.config.model import build_model
 
-    steps = tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
+    steps = model_steps(model)
     events = list(read_events(path))
     models: dict[str, Any] = {}
     probas: list[float] = []
@@ -249,10 +280,9 @@ def worker_progressive_val_score(path: Path, model: str, out: Path) -> None:
     model (untimed) for the parity check."""
     from river import evaluate, metrics
 
-    from stratiflow.config import ModelStep
     from stratiflow.config.model import build_model
 
-    steps = tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
+    steps = model_steps(model)
     events = list(read_events(path))
     per_key: dict[str, list[dict[str, Any]]] = {}
     for e in events:
@@ -279,10 +309,9 @@ def worker_confluent_loop(
     batches, parse, predict, learn, produce."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-    from stratiflow.config import ModelStep
     from stratiflow.config.model import build_model
 
-    steps = tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
+    new_model = partial(build_model, model_steps(model))
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -302,25 +331,10 @@ def worker_confluent_loop(
         for record in consumer.consume(num_messages=1000, timeout=0.5):
             if record.error():
                 continue
-            e = json.loads(record.value())
-            m = models.get(e["key"])
-            if m is None:
-                m = models[e["key"]] = build_model(steps)
-            x = e["features"]
-            proba = m.predict_proba_one(x)
-            m.learn_one(x, e["label"])
-            now = time.time()
-            prediction = {
-                "id": e["id"],
-                "ts": e["ts"],
-                "key": e["key"],
-                "y_pred": max(proba, key=proba.get) if proba else None,
-                "proba": proba,
-                "emitted_at": int(now * 1000),
-            }
-            producer.produce(out_topic, json.dumps(prediction).encode())
+            value, event_id, proba, now = loop_step(models, new_model, record.value())
+            producer.produce(out_topic, value)
             producer.poll(0)
-            p_true[e["id"]] = proba.get(True, 0.0)
+            p_true[event_id] = proba.get(True, 0.0)
             first = first or now
             last = now
             seen += 1
@@ -345,10 +359,9 @@ def worker_kafka_loop(
     """The loop a user would write: consume, parse, predict, learn, produce."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-    from stratiflow.config import ModelStep
     from stratiflow.config.model import build_model
 
-    steps = tuple(ModelStep(p, s) for spec in MODELS[model] for p, s in spec.items())
+    new_model = partial(build_model, model_steps(model))
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, max_poll_records=1000
     )
@@ -363,23 +376,8 @@ def worker_kafka_loop(
     while seen < n:
         for records in consumer.poll(timeout_ms=500).values():
             for record in records:
-                e = json.loads(record.value)
-                m = models.get(e["key"])
-                if m is None:
-                    m = models[e["key"]] = build_model(steps)
-                x = e["features"]
-                proba = m.predict_proba_one(x)
-                m.learn_one(x, e["label"])
-                now = time.time()
-                prediction = {
-                    "id": e["id"],
-                    "ts": e["ts"],
-                    "key": e["key"],
-                    "y_pred": max(proba, key=proba.get) if proba else None,
-                    "proba": proba,
-                    "emitted_at": int(now * 1000),
-                }
-                producer.send(out_topic, json.dumps(prediction).encode())
+                value, _, _, now = loop_step(models, new_model, record.value)
+                producer.send(out_topic, value)
                 first = first or now
                 last = now
                 seen += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from river import datasets, evaluate, linear_model, metrics, preprocessing
@@ -119,6 +119,26 @@ def cfg_with(**sections: Any) -> Config:
 
 def probe_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [dict(e["features"]) for e in events[:3]]
+
+
+def late_labels(
+    raw: list[dict[str, Any]],
+    lag: int = 5,
+    extra: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Every event without its label; the label follows ``lag`` events later as a label
+    record stamped with that event's ``ts`` (the last ``lag`` labels never come).
+    ``extra(j, event)`` adds fields to event ``j``'s label record."""
+    stream: list[dict[str, Any]] = []
+    for i, e in enumerate(raw):
+        stream.append({**e, "label": None})
+        if i >= lag:
+            late = raw[i - lag]
+            label = {"id": late["id"], "label": late["label"], "ts": e["ts"]}
+            if extra is not None:
+                label |= extra(i - lag, late)
+            stream.append(label)
+    return stream
 
 
 def delayed_stream() -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from stratiflow.config import load_config
 from stratiflow.io.sources import river_events
 from stratiflow.jobs.backtest import run_backtest
 from stratiflow.runner.replay import replay
-from tests.helpers import assert_predictions_equal, read_jsonl
+from tests.helpers import assert_predictions_equal, late_labels, read_jsonl
 
 pytestmark = pytest.mark.flink
 
@@ -77,15 +77,9 @@ def test_simulated_requests_hard_examples_and_the_contradiction_filter_at_parall
 
 def test_requests_answered_late_with_a_sampler_tomek_links_and_label_confidence(tmp_path):
     raw = list(river_events("agrawal", n=3000, seed=7, interval_ms=20))
-    stream: list[dict[str, Any]] = []
-    for i, e in enumerate(raw):
-        stream.append({**e, "label": None})
-        if i >= 5:
-            late = raw[i - 5]
-            stream.append(
-                {"id": late["id"], "label": late["label"], "ts": e["ts"],
-                 "confidence": (i % 10) / 10, "annotator": f"a{i % 3}"}
-            )  # fmt: skip
+    stream = late_labels(
+        raw, 5, lambda j, _: {"confidence": ((j + 5) % 10) / 10, "annotator": f"a{(j + 5) % 3}"}
+    )
     result, reference = run(
         tmp_path,
         stream,

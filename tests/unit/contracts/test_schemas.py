@@ -25,7 +25,15 @@ from stratiflow.learning.learner import ModelState, label_policy, step
 from stratiflow.records import DeadLetter, Event, Rejection, SourceRef, to_json
 from stratiflow.runner.replay import ReplayResult, replay
 from stratiflow.validation.parse import REASONS, LabelPolicy, Limits, event_from_object, parse_event
-from tests.helpers import FULL_METRICS, T0, cfg_with, clocked, delayed_stream, probe_of
+from tests.helpers import (
+    FULL_METRICS,
+    T0,
+    cfg_with,
+    clocked,
+    delayed_stream,
+    late_labels,
+    probe_of,
+)
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
 NAMES = (
@@ -964,15 +972,9 @@ def curated_runs() -> list[ReplayResult]:
         metrics={"report_every": 500},
     )
     runs.append(replay([event_from_object(e) for e in raw], simulated, now_ms=T0))
-    stream: list[dict[str, Any]] = []
-    for i, e in enumerate(raw):
-        stream.append({**e, "label": None})
-        if i >= 3:
-            late = raw[i - 3]
-            stream.append(
-                {"id": late["id"], "label": late["label"], "ts": e["ts"],
-                 "confidence": (i % 10) / 10, "annotator": f"a{i % 2}"}
-            )  # fmt: skip
+    stream = late_labels(
+        raw, 3, lambda j, _: {"confidence": ((j + 3) % 10) / 10, "annotator": f"a{(j + 3) % 2}"}
+    )
     answered = cfg_with(
         active={"strategy": "variable_uncertainty", "budget": 0.2},
         curation={"label_filter": {"min_confidence": 0.2, "contradiction": 0.95, "warmup": 100}},

@@ -20,6 +20,7 @@ from stratiflow.io.sources import river_events
 from stratiflow.runner.replay import replay
 from stratiflow.sampling import derive_seed
 from stratiflow.sampling.tomek import tomek_drops
+from tests.helpers import late_labels
 
 MODEL = [{"preprocessing.StandardScaler": {}}, {"linear_model.LogisticRegression": {}}]
 N = 3000
@@ -31,20 +32,6 @@ def pipeline():
 
 def raw_events(name: str = "agrawal", n: int = N, seed: int = 1) -> list[dict]:
     return list(river_events(name, n=n, seed=seed, interval_ms=10))
-
-
-def late_labels(raw: list[dict], lag: int = 5, extra=None) -> list[dict]:
-    """Every event unlabelled, its label ``lag`` events later (the last ``lag`` never come)."""
-    stream: list[dict] = []
-    for i, e in enumerate(raw):
-        stream.append({**e, "label": None})
-        if i >= lag:
-            late = raw[i - lag]
-            label = {"id": late["id"], "label": late["label"], "ts": e["ts"]}
-            if extra is not None:
-                label |= extra(i - lag, late)
-            stream.append(label)
-    return stream
 
 
 def final(result) -> dict:

@@ -15,6 +15,7 @@ from stratiflow.config import load_config
 from stratiflow.io.sources import river_events
 from stratiflow.runner.replay import replay
 from stratiflow.validation.parse import event_from_object
+from tests.helpers import late_labels
 
 N = 8000  # the *_drift streams switch concept at 5000
 
@@ -183,12 +184,7 @@ def test_a_background_model_is_shadow_scored_on_delayed_labels():
     stored with the waiting prediction and scored when the label is joined, if that model
     is still the background one (not for events predicted before it started)."""
     raw = list(river_events("agrawal_drift", n=N, seed=3, interval_ms=10))
-    stream: list[dict] = []
-    for i, e in enumerate(raw):
-        stream.append({**e, "label": None})
-        if i >= 5:
-            late = raw[i - 5]
-            stream.append({"id": late["id"], "label": late["label"], "ts": e["ts"]})
+    stream = late_labels(raw)
     drift_section = {"detector": "drift.binary.DDM", "adaptation": "background"}
     cfg = load_config({"model": MODEL, "drift": drift_section, "labels": {"ttl": "1h"}})
     result = replay(stream, cfg, now_ms=0)

@@ -11,6 +11,7 @@ from stratiflow.io.sources import river_events
 from stratiflow.lifecycle import CHECK_EVERY
 from stratiflow.runner.replay import replay
 from stratiflow.validation.parse import event_from_object
+from tests.helpers import late_labels
 
 MAIN = [{"preprocessing.StandardScaler": {}}, {"linear_model.LogisticRegression": {}}]
 TREE = [{"tree.HoeffdingTreeClassifier": {"grace_period": 50}}]
@@ -108,13 +109,7 @@ def test_bad_candidates_and_selection_fail_at_load_with_the_field_path(section, 
 def test_challengers_are_scored_on_delayed_labels_too():
     """Every label comes five events after its event: the challengers' answers, stored
     with the waiting prediction, are scored when it is joined, and the tree is promoted."""
-    raw = list(river_events("agrawal", n=3000, seed=1, interval_ms=10))
-    stream: list[dict] = []
-    for i, e in enumerate(raw):
-        stream.append({**e, "label": None})
-        if i >= 5:
-            late = raw[i - 5]
-            stream.append({"id": late["id"], "label": late["label"], "ts": e["ts"]})
+    stream = late_labels(list(river_events("agrawal", n=3000, seed=1, interval_ms=10)))
     cfg = load_config(
         {"model": MAIN, "candidates": [{"name": "tree", "model": TREE}], "labels": {"ttl": "1h"}}
     )
