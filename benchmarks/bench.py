@@ -10,6 +10,13 @@ processes of this one (so each has its own peak RSS):
 3. **stratiflow** — ``jobs/train_predict.py --bounded`` on a MiniCluster, from
    the local broker's events topic to its predictions topic, end to end.
 
+``--peers`` adds, per stream, model and keys: River's ``progressive_val_score``, a
+confluent-kafka loop, and the Python stream processors a user would pick instead of
+PyFlink, Quix Streams + River and Bytewax + River (``benchmarks/stream_peers.py``, each in a
+virtual environment of its own under the work dir, installed from PyPI the first time;
+``--no-framework-peers`` skips them). Every peer's P(true) is compared with bare River's,
+event by event; its rate counts only when they are all equal.
+
 Throughput is *steady* events/s, (n - 1) / (last - first prediction's emitted
 time), so the JVM's start-up (reported separately as ``startup_s``) does not
 hide the per-event cost; ``total_s`` is the wall time of the whole run.
@@ -331,7 +338,7 @@ def worker_confluent_loop(
         for record in consumer.consume(num_messages=1000, timeout=0.5):
             if record.error():
                 continue
-            value, event_id, proba, now = loop_step(models, new_model, record.value())
+            value, event_id, proba, now = loop_step(models, new_model, record.value() or b"")
             producer.produce(out_topic, value)
             producer.poll(0)
             p_true[event_id] = proba.get(True, 0.0)
@@ -543,30 +550,152 @@ def measure_bare(path: Path, model: str, batch: int, work: Path) -> dict[str, An
     return {**child, **result}
 
 
+#: The stream processors a user would pick instead of PyFlink (benchmarks/stream_peers.py):
+#: peer name -> (virtual environment, what stream_peers.py runs). Each environment is made
+#: under the work dir and gets the framework from PyPI, pinned, and the River (and NumPy)
+#: of this environment, so the probabilities can match bare River's.
+PEER_VENVS: dict[str, list[str]] = {
+    "quixstreams": ["quixstreams==3.28.1"],
+    "bytewax": ["bytewax[kafka]==0.21.1"],
+}
+FRAMEWORK_PEERS: dict[str, tuple[str, str]] = {
+    # The model in Quix Streams' keyed State (pickled in its RocksDB store).
+    "quix_streams": ("quixstreams", "quix"),
+    # The same application with the models in a dict in process memory.
+    "quix_streams_memory": ("quixstreams", "quix-memory"),
+    # The model in Bytewax's stateful_map state (the live object).
+    "bytewax": ("bytewax", "bytewax"),
+}
+STREAM_PEERS = ROOT / "benchmarks" / "stream_peers.py"
+#: Distributions whose versions a peer environment reports.
+PEER_DISTS = ("quixstreams", "bytewax", "river", "numpy", "confluent-kafka")
+
+
+def peer_venv(name: str, work: Path, timeout: float = 1200) -> dict[str, Any]:
+    """The virtual environment ``<work>/peer-venvs/<name>`` for a framework peer: made with
+    this interpreter's ``venv`` and ``pip install`` of ``PEER_VENVS[name]`` and this
+    environment's River and NumPy, once; later runs reuse it while its marker says it was
+    completed with the same requirements. Returns its python, the install's seconds and
+    the installed versions; raises RuntimeError when it cannot be made (no network, no
+    wheel)."""
+    import shutil
+    from importlib import metadata
+
+    requirements = [
+        *PEER_VENVS[name],
+        f"river=={metadata.version('river')}",
+        f"numpy=={metadata.version('numpy')}",
+        "typing_extensions",  # river 0.23 imports it without declaring it
+    ]
+    venv = work / "peer-venvs" / name
+    python = venv / "bin" / "python"
+    marker = venv / ".bench-complete.json"
+    if marker.exists():
+        info = json.loads(marker.read_text())
+        if info.get("requirements") == requirements and python.exists():
+            return {**info, "python": str(python), "reused": True}
+    shutil.rmtree(venv, ignore_errors=True)  # an incomplete or stale one
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    for step in (
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
+    ):
+        try:
+            done = subprocess.run(
+                step, capture_output=True, text=True, timeout=timeout, env=_peer_environ()
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{' '.join(step[:4])} timed out after {timeout:.0f} s") from None
+        if done.returncode != 0:
+            why = (done.stderr.strip() or done.stdout.strip() or "?").splitlines()[-1]
+            raise RuntimeError(f"{' '.join(step[:4])} exited {done.returncode}: {why}")
+    install_s = round(time.monotonic() - started, 1)
+    probe = (
+        "import json, importlib.metadata as m\n"
+        "v = {}\n"
+        f"for d in {PEER_DISTS!r}:\n"
+        "    try: v[d] = m.version(d)\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "print(json.dumps(v))"
+    )
+    versions = json.loads(
+        subprocess.run(
+            [str(python), "-c", probe], capture_output=True, text=True, check=True, timeout=60
+        ).stdout
+    )
+    info = {"requirements": requirements, "install_s": install_s, "versions": versions}
+    marker.write_text(json.dumps(info))
+    return {**info, "python": str(python), "reused": False}
+
+
+def _peer_environ() -> dict[str, str]:
+    """This environment without what would point a peer's python at this venv."""
+    drop = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
 def measure_peers(
-    bootstrap: str, topic: str, n: int, model: str, path: Path, bare_p_true: list[float], work: Path
+    bootstrap: str,
+    topic: str,
+    n: int,
+    model: str,
+    path: Path,
+    bare_p_true: list[float],
+    work: Path,
+    frameworks: bool = True,
 ) -> dict[str, Any]:
-    """River's progressive_val_score and the confluent-kafka loop on the same events, each
-    with its largest P(true) difference from bare River (a rate counts only at 0.0)."""
+    """River's progressive_val_score, the confluent-kafka loop and (``frameworks``) Quix
+    Streams and Bytewax (``FRAMEWORK_PEERS``) on the same events, each with its largest
+    P(true) difference from bare River: a rate counts (``counted``) only at 0.0 with every
+    event predicted. A peer that fails, or whose environment cannot be made, is
+    ``{"error": ...}``."""
     ids = [e["id"] for e in read_events(path)]
+    runs: list[tuple[str, list[str], dict[str, str] | None, dict[str, Any]]] = [
+        ("progressive_val_score", [sys.executable, __file__, "--worker", "pvs", str(path), model],
+         None, {}),
+        ("confluent_kafka_loop", [sys.executable, __file__, "--worker", "confluent-loop",
+                                  bootstrap, topic, str(n), model,
+                                  f"bench-cloop-{uuid.uuid4().hex[:8]}"], None, {}),
+    ]  # fmt: skip
     peers: dict[str, Any] = {}
-    for name, command in (
-        ("progressive_val_score", ["pvs", str(path), model]),
-        ("confluent_kafka_loop", ["confluent-loop", bootstrap, topic, str(n), model,
-                                  f"bench-cloop-{uuid.uuid4().hex[:8]}"]),
-    ):  # fmt: skip
+    venvs: dict[str, dict[str, Any]] = {}
+    for name, (venv_name, kind) in (FRAMEWORK_PEERS if frameworks else {}).items():
+        if venv_name not in venvs:
+            try:
+                venvs[venv_name] = peer_venv(venv_name, work)
+            except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
+                venvs[venv_name] = {"error": f"peer venv {venv_name}: {exc}".splitlines()[0]}
+            print(f"peer venv {venv_name}: {venvs[venv_name]}", flush=True)
+        venv = venvs[venv_name]
+        if "error" in venv:
+            peers[name] = {"error": venv["error"]}
+            continue
+        out_topic = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
+        command = [venv["python"], str(STREAM_PEERS), kind, bootstrap, topic, str(n)]
+        command += [json.dumps(MODELS[model]), out_topic]
+        described = {k: venv[k] for k in ("install_s", "reused", "versions")}
+        runs.append((name, command, _peer_environ(), {"venv": described}))
+    for name, command, env, extra in runs:
         out = work / f"{name}-{uuid.uuid4().hex[:8]}.json"
         try:
-            child = run_child(
-                [sys.executable, __file__, "--worker", *command, str(out)], timeout=1800
-            )
+            child = run_child([*command, str(out)], timeout=1800, env=env)
             result = json.loads(out.read_text())
         except (RuntimeError, OSError, ValueError) as exc:
-            peers[name] = {"error": str(exc).splitlines()[0]}
+            peers[name] = {"error": str(exc).splitlines()[0], **extra}
             continue
         p_true = result.pop("p_true")
-        worst = max(abs(p_true[i] - bare_p_true[k]) for k, i in enumerate(ids))
-        peers[name] = {**child, **result, "max_p_true_difference": worst}
+        missing = sum(1 for i in ids if i not in p_true)
+        worst = max((abs(p_true[i] - bare_p_true[k]) for k, i in enumerate(ids) if i in p_true),
+                    default=float("nan"))  # fmt: skip
+        peers[name] = {
+            **child,
+            **result,
+            **extra,
+            "missing": missing,
+            "max_p_true_difference": worst,
+            "counted": worst == 0.0 and missing == 0,
+        }
     return peers
 
 
@@ -953,7 +1082,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             loop = loops.get(loop_key)
             if loop_key not in peers and args.peers and not variant.batch:
                 peers[loop_key] = measure_peers(
-                    bootstrap, topic, args.events, variant.model, path, bare["p_true"], work
+                    bootstrap,
+                    topic,
+                    args.events,
+                    variant.model,
+                    path,
+                    bare["p_true"],
+                    work,
+                    frameworks=not args.no_framework_peers,
                 )
             try:
                 job, predictions = measure_stratiflow(
@@ -1044,11 +1180,72 @@ def _line(row: dict[str, Any]) -> str:
         f"x loop {row['vs_kafka_loop'] or float('nan'):.2f}  rss {job['peak_rss_mb']:.0f} MB  "
         f"complete {row['complete']}  Δp {row['max_p_true_difference']:.1e}"
         + "".join(
-            f"\n    {name:<26} {peer.get('steady_eps', peer.get('eps', float('nan'))):>8.0f} ev/s"
-            f"  Δp {peer.get('max_p_true_difference', float('nan')):.1e}"
+            f"\n    {name:<26} {_peer_text(peer)}"
             for name, peer in (row.get("peers") or {}).items()
         )
     )
+
+
+def _peer_rate(peer: dict[str, Any]) -> float:
+    """A peer's steady events/s (progressive_val_score has no Kafka: its whole-run rate)."""
+    return float(peer.get("steady_eps", peer.get("eps", float("nan"))))
+
+
+def _peer_text(peer: dict[str, Any]) -> str:
+    if "error" in peer:
+        return f"failed: {peer['error']}"
+    return (
+        f"{_peer_rate(peer):>8.0f} ev/s  Δp {peer.get('max_p_true_difference', float('nan')):.1e}"
+        + (f"  rss {peer['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in peer else "")
+        + (f"  {peer['framework']}" if "framework" in peer else "")
+        + ("" if peer.get("counted", True) else "  NOT COUNTED (differs from bare River)")
+    )
+
+
+def peers_table(results: dict[str, Any]) -> list[str]:
+    """The peers of each (stream, model, keys) measured with ``--peers``, against bare River
+    and the first stratiflow variant of that group in the run."""
+    groups: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for row in results["runs"]:
+        if "error" not in row and row.get("peers"):
+            groups.setdefault((row["stream"], row["model"], row["keys"]), row)
+    if not groups:
+        return []
+    lines = [
+        "",
+        "Peers (same events, same broker). x bare River: the peer's rate over bare River's; "
+        "stratiflow ÷ peer: the stratiflow variant named in the first column over the peer. "
+        "A rate counts only when every P(true) equals bare River's (max |ΔP(true)| 0).",
+        "",
+        "| stream/model/keys | peer | steady ev/s | x bare River | stratiflow ÷ peer "
+        "| max \\|ΔP(true)\\| | peak RSS MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (stream, model, keys), row in groups.items():
+        group = f"{stream} / {_cell(model)} / {keys} ({row['variant']})"
+        bare, job = row["bare_river"]["eps"], row["stratiflow"]["steady_eps"]
+        for name, peer in row["peers"].items():
+            version = peer.get("framework") or peer.get("venv", {}).get("versions", {})
+            label = f"{name} ({version})" if isinstance(version, str) else name
+            if "error" in peer:
+                why = _cell(peer["error"].split("] ", 1)[-1].rstrip(":"))
+                lines.append(f"| {group} | {label} | failed: {why} | | | | |")
+                continue
+            rate = _peer_rate(peer)
+            counted = peer.get("counted", peer.get("max_p_true_difference") == 0.0)
+            ratios = f"{rate / bare:.2f} | {job / rate:.2f}" if counted and rate else "- | -"
+            shown = f"{rate:.0f}" if counted else f"{rate:.0f} (not counted)"
+            rss = f"{peer['peak_rss_mb']:.0f}" if "peak_rss_mb" in peer else "-"
+            lines.append(
+                f"| {group} | {label} | {shown} | {ratios} | "
+                f"{peer['max_p_true_difference']:.1e} | {rss} |"
+            )
+    return lines
+
+
+def _cell(text: str) -> str:
+    """``text`` inside a markdown table cell (its pipes escaped)."""
+    return text.replace("|", "\\|")
 
 
 def table(results: dict[str, Any]) -> str:
@@ -1072,6 +1269,7 @@ def table(results: dict[str, Any]) -> str:
             f"{row['vs_bare_river']:.2f} | {row['vs_kafka_loop'] or '-'} | "
             f"{job['startup_s']} | {job['peak_rss_mb']:.0f} | {row['complete']} |"
         )
+    lines += peers_table(results)
     latency_runs = results.get("latency_runs") or (
         [results["latency"]] if "latency" in results else []
     )
@@ -1129,7 +1327,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--peers",
         action="store_true",
-        help="also measure River's progressive_val_score and a confluent-kafka loop (per model)",
+        help="also measure River's progressive_val_score, a confluent-kafka loop, and Quix "
+        "Streams and Bytewax + River (each in a venv of its own under --work, installed from "
+        "PyPI the first time), per stream, model and keys",
+    )
+    parser.add_argument(
+        "--no-framework-peers",
+        action="store_true",
+        help="with --peers, skip Quix Streams and Bytewax (no venvs are made)",
     )
     parser.add_argument("--latency", action="store_true", help="also run the latency test")
     parser.add_argument(
