@@ -22,7 +22,7 @@ from stratiflow.jobs.runtime import SetupError, create_env
 from stratiflow.labels import labelled_examples
 from stratiflow.operators.connectors import events_source, string_sink
 from stratiflow.operators.labels import JoinLabels
-from stratiflow.operators.model import RawModelOperator, SampledModelOperator
+from stratiflow.operators.model import RawModelOperator, SampledModelOperator, predictions_of
 from stratiflow.operators.parse import ParseEvents
 from stratiflow.operators.raw import RAW_BATCH, RAW_RECORD, batch_by_model_key, key_by_model_key
 from stratiflow.operators.sampler import (
@@ -155,7 +155,7 @@ def _sampled_pipeline(
     )
     dead_letters = parse_rejects.union(side_output(scored, DEAD_LETTERS))
     return PipelineOutputs(
-        scored,
+        predictions_of(scored),
         side_output(scored, METRICS),
         dead_letters,
         stats,
@@ -189,7 +189,7 @@ def _fused_pipeline(raw: DataStream, cfg: Config, raw_labels: DataStream | None)
         .name("model: parse, validate, join labels, predict, score, learn")
     )
     return PipelineOutputs(
-        scored,
+        predictions_of(scored),
         side_output(scored, METRICS),
         side_output(scored, DEAD_LETTERS),
         model_events=_model_events(scored, cfg),

@@ -14,7 +14,10 @@ same state names, so a savepoint carries the model whichever the job runs):
 
 What happens to each item is :func:`stratiflow.runner.keyed.handle`. Both emit
 prediction JSON on the main output, metrics reports and dead letters on side
-outputs, and a final report per key when a bounded input ends.
+outputs, and a final report per key when a bounded input ends. The predictions an
+input element (a batch of records) produced leave as one string, their JSON lines
+joined with newlines; :func:`predictions_of` splits them again in Java, so PyFlink
+pays its per-element cost once per batch rather than once per prediction.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pyflink.common import Types
-from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
+from pyflink.java_gateway import get_gateway
 
 from stratiflow.config import Config
 from stratiflow.learning.learner import ModelState
@@ -47,6 +51,23 @@ from stratiflow.sampling.alignment import END_OF_TIME
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def predictions_of(scored: DataStream) -> DataStream:
+    """One prediction JSON per record, from a model operator's newline-joined batches.
+
+    ``io.stratiflow.flink.SplitLines`` runs in the JVM, chained to the model operator
+    (JSON never holds a raw newline, so each line is one prediction).
+    """
+    j_scored = scored._j_data_stream
+    split = get_gateway().jvm.io.stratiflow.flink.SplitLines()
+    j_lines = (
+        j_scored.flatMap(split, Types.STRING().get_java_type_info())
+        .setParallelism(j_scored.getParallelism())
+        .uid("model-predictions")
+        .name("predictions: one per line")
+    )
+    return DataStream(j_lines)
 
 
 class _KeyedModel(KeyedProcessFunction):
@@ -74,11 +95,13 @@ class _KeyedModel(KeyedProcessFunction):
             ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         return state
 
-    def _run(self, state: ModelState, item: Item) -> Iterator[Any]:
+    def _run(self, state: ModelState, item: Item, lines: list[str]) -> Iterator[Any]:
+        """Handle ``item``: its side outputs are yielded, its prediction JSON appended to
+        ``lines`` (the caller emits them joined, see :func:`predictions_of`)."""
         assert self.waiting is not None
         out = handle(state, item, self.waiting, self.cfg, now_ms=_now_ms())
         for prediction in out.predictions:
-            yield prediction_json(prediction)
+            lines.append(prediction_json(prediction))
         for letter in out.dead_letters:
             yield dead_letter(letter)
         for report in out.reports:
@@ -128,9 +151,12 @@ class RawModelOperator(_KeyedModel):
             return
         assert self.state is not None
         state = self._model_state(key, ctx)
+        lines: list[str] = []
         for item in items:
-            yield from self._run(state, item)
+            yield from self._run(state, item, lines)
         self.state.update(state)
+        if lines:
+            yield "\n".join(lines)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         assert self.state is not None
@@ -178,10 +204,13 @@ class SampledModelOperator(_KeyedModel):
     def process_element(self, item: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
         assert self.state is not None and self.held is not None
         state = self._model_state(ctx.get_current_key(), ctx)
+        lines: list[str] = []
         if not self.aligned:
             if not isinstance(item, LateExample):  # only an aligner needs to know
-                yield from self._run(state, item)
+                yield from self._run(state, item, lines)
             self.state.update(state)
+            if lines:
+                yield "\n".join(lines)
             return
         aligner: EventTimeAligner | None = self.held.value()
         if aligner is None:  # not `or`: an aligner holding nothing may still wait for windows
@@ -197,9 +226,11 @@ class SampledModelOperator(_KeyedModel):
         else:
             aligner.add_event(item, watermark)
         for ready in aligner.release(watermark):
-            yield from self._run(state, ready)
+            yield from self._run(state, ready, lines)
         self._wait(aligner, timers)
         self.state.update(state)
+        if lines:
+            yield "\n".join(lines)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         assert self.state is not None and self.held is not None
@@ -215,9 +246,12 @@ class SampledModelOperator(_KeyedModel):
             # Same items, same order: the aligner releases in one fixed order.
             watermark = ctx.timer_service().current_watermark()
             until = END_OF_TIME if timestamp == END_OF_INPUT else max(timestamp, watermark)
+            lines: list[str] = []
             for ready in aligner.release(until):
-                yield from self._run(state, ready)
+                yield from self._run(state, ready, lines)
             self._wait(aligner, ctx.timer_service())
+            if lines:
+                yield "\n".join(lines)
         yield from self._finish(state, timestamp)
 
     def _wait(self, aligner: EventTimeAligner, timers: Any) -> None:
