@@ -44,7 +44,7 @@ from stratiflow.operators.tags import (
     dead_letter,
 )
 from stratiflow.records import DeadLetter, Event, Rejection, prediction_json, to_json
-from stratiflow.runner.keyed import Item, final_report, handle
+from stratiflow.runner.keyed import Emitted, Item, final_report, handle, handle_events
 from stratiflow.sampling import EventTimeAligner, LateExample, TrainingBatch
 from stratiflow.sampling.alignment import END_OF_TIME
 
@@ -99,7 +99,9 @@ class _KeyedModel(KeyedProcessFunction):
         """Handle ``item``: its side outputs are yielded, its prediction JSON appended to
         ``lines`` (the caller emits them joined, see :func:`predictions_of`)."""
         assert self.waiting is not None
-        out = handle(state, item, self.waiting, self.cfg, now_ms=_now_ms())
+        yield from self._emit(handle(state, item, self.waiting, self.cfg, now_ms=_now_ms()), lines)
+
+    def _emit(self, out: Emitted, lines: list[str]) -> Iterator[Any]:
         for prediction in out.predictions:
             lines.append(prediction_json(prediction))
         for letter in out.dead_letters:
@@ -152,11 +154,25 @@ class RawModelOperator(_KeyedModel):
         assert self.state is not None
         state = self._model_state(key, ctx)
         lines: list[str] = []
+        events: list[Event] = []  # a run of events, handled together (micro-batches)
         for item in items:
+            if isinstance(item, Event):
+                events.append(item)
+                continue
+            if events:
+                yield from self._events(state, events, lines)
+                events = []
             yield from self._run(state, item, lines)
+        if events:
+            yield from self._events(state, events, lines)
         self.state.update(state)
         if lines:
             yield "\n".join(lines)
+
+    def _events(self, state: ModelState, events: list[Event], lines: list[str]) -> Iterator[Any]:
+        assert self.waiting is not None
+        out = handle_events(state, events, self.waiting, self.cfg, now_ms=_now_ms())
+        yield from self._emit(out, lines)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         assert self.state is not None

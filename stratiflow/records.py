@@ -98,7 +98,7 @@ class LabelRecord:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prediction:
     """What the model said about one event, before it learned from that event."""
 

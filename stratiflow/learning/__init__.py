@@ -5,6 +5,7 @@ champion/challenger decisions carried out on it (``adaptation``).
 
 from __future__ import annotations
 
+from stratiflow.learning.batched import batchable, step_many
 from stratiflow.learning.learner import (
     Counts,
     ModelState,
@@ -45,6 +46,7 @@ __all__ = [
     "UpdatePolicy",
     "Updater",
     "answer",
+    "batchable",
     "expire",
     "finish",
     "initial_model",
@@ -54,5 +56,6 @@ __all__ = [
     "policy_for",
     "refuse_label",
     "step",
+    "step_many",
     "supports_learn_many",
 ]

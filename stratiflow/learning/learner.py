@@ -18,6 +18,7 @@ from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from math import isfinite
 from time import perf_counter
+from typing import Any
 
 from stratiflow.labels import Answer, Expiry, LabelOutcome
 from stratiflow.learning.adaptation import select_champion, watch_drift
@@ -50,11 +51,12 @@ __all__ = [
     "label_policy",
     "learn_examples",
     "refuse_label",
+    "settle",
     "step",
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StepOutput:
     """What one input produced: a prediction or a rejection, and maybe a metrics report.
 
@@ -130,7 +132,52 @@ def step(
     except Exception as exc:  # River raises TypeError/ValueError/KeyError on odd inputs
         counts.rejected += 1
         return StepOutput(rejection=_model_error("predict", exc))
-    predict_seconds = perf_counter() - t0
+    return settle(
+        state, event, x, proba, perf_counter() - t0,
+        now_ms=now_ms, report_every=report_every, learn=learn, waiting=waiting,
+    )  # fmt: skip
+
+
+def settle(
+    state: ModelState,
+    event: Event,
+    x: dict[str, Any],
+    proba: dict[Label, float],
+    predict_seconds: float,
+    *,
+    now_ms: int,
+    report_every: int = 0,
+    learn: bool = True,
+    waiting: MutableMapping[str, StoredPrediction] | None = None,
+) -> StepOutput:
+    """The rest of :func:`step` once the model has answered: check the answer, then
+    score, learn, count and make the prediction (or the rejection).
+
+    :func:`step` predicts one event; :func:`stratiflow.learning.batched.step_many`
+    predicts a run of events in one call and settles each in turn, so both share this.
+
+    Parameters
+    ----------
+    state
+        The key's state; updated in place (``counts.seen`` already counts the event).
+    event
+        The event.
+    x
+        Its cleaned features.
+    proba
+        The serving model's probabilities for ``x``.
+    predict_seconds
+        What predicting it cost (its share of a batched call).
+    now_ms, report_every, learn, waiting
+        As for :func:`step`.
+
+    Returns
+    -------
+    StepOutput
+        As for :func:`step`.
+    """
+    counts = state.counts
+    per_sample = not state.updater.policy.buffers
     for p in proba.values():
         if not isfinite(p):
             # Overflowed state (e.g. after a 1e308 feature) yields NaN; JSON cannot carry it.
@@ -142,7 +189,7 @@ def step(
                     "an extreme feature value has probably overflowed its state",
                 )
             )
-    y_pred: Label | None = max(proba, key=proba.get) if proba else None
+    y_pred: Label | None = max(proba, key=proba.__getitem__) if proba else None
     version = counts.learned - state.version_base  # state.model_version
     generation = state.generation  # the model that made the prediction, even if it is replaced
     drift = state.drift

@@ -9,6 +9,7 @@ from stratiflow.runner.keyed import (
     Item,
     final_report,
     handle,
+    handle_events,
 )
 from stratiflow.runner.replay import (
     ReplayResult,
@@ -24,6 +25,7 @@ __all__ = [
     "ReplayResult",
     "final_report",
     "handle",
+    "handle_events",
     "metrics_report",
     "replay",
 ]

@@ -17,12 +17,13 @@ sampler's training batch.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stratiflow.config import Config
 from stratiflow.labels import Answer, Expiry, LabelOutcome
+from stratiflow.learning.batched import batchable, step_many
 from stratiflow.learning.learner import (
     ModelState,
     StoredPrediction,
@@ -33,7 +34,7 @@ from stratiflow.learning.learner import (
     refuse_label,
     step,
 )
-from stratiflow.records import DeadLetter, Event, Prediction, to_json_bytes
+from stratiflow.records import DeadLetter, Event, Prediction, Rejection, to_json_bytes
 from stratiflow.runner.report import metrics_report
 from stratiflow.sampling import TrainingBatch
 
@@ -103,10 +104,7 @@ def handle(
         if result.prediction is not None:
             out.predictions.append(result.prediction)
         if result.rejection is not None:
-            raw = to_json_bytes(item.to_dict())
-            out.dead_letters.append(
-                DeadLetter.of(result.rejection, raw, item.source, at=now_ms, key=item.key)
-            )
+            out.dead_letters.append(_refused_event(item, result.rejection, now_ms))
         due = result.report_due
     elif isinstance(item, TrainingBatch):
         learn_examples(state, item.examples, ts=item.fire)
@@ -140,6 +138,81 @@ def handle(
     if due:
         out.reports.append(_report(state, cfg, now_ms=now_ms))
     return out
+
+
+def handle_events(
+    state: ModelState,
+    events: Sequence[Event],
+    waiting: MutableMapping[str, StoredPrediction],
+    cfg: Config,
+    *,
+    now_ms: int,
+) -> Emitted:
+    """Run a run of events of one key through its model, in order: what :func:`handle`
+    gives for each of them, together.
+
+    With ``update.mode: micro_batch`` (and nothing that must see each event alone, see
+    :func:`~stratiflow.learning.batched.batchable`) the events one model predicts share
+    one ``predict_proba_many`` call (:func:`~stratiflow.learning.batched.step_many`);
+    otherwise each event goes through :func:`handle`.
+
+    Parameters
+    ----------
+    state
+        The key's model state (changed in place).
+    events
+        Validated events of this key, in arrival order.
+    waiting
+        The key's predictions waiting for their labels, by event id.
+    cfg
+        The job's configuration.
+    now_ms
+        The wall clock for ``emitted_at`` and the metrics records.
+
+    Returns
+    -------
+    Emitted
+        The predictions, dead letters and metrics reports of all the events.
+
+    Examples
+    --------
+    >>> from stratiflow.config import load_config
+    >>> cfg = load_config({"update": {"mode": "micro_batch", "batch_size": 2}})
+    >>> state = ModelState.new(cfg, "default")
+    >>> events = [Event(str(i), i, {"x": float(i)}, label=i % 2 == 0) for i in range(3)]
+    >>> [p.model_version for p in handle_events(state, events, {}, cfg, now_ms=0).predictions]
+    [0, 0, 2]
+    """
+    learn = cfg.sampling.strategy == "none"
+    out = Emitted()
+    if len(events) < 2 or not batchable(state, learn=learn):
+        for event in events:
+            one = handle(state, event, waiting, cfg, now_ms=now_ms)
+            out.predictions += one.predictions
+            out.dead_letters += one.dead_letters
+            out.reports += one.reports
+            out.model_events += one.model_events
+            out.label_requests += one.label_requests
+        return out
+    results = step_many(
+        state,
+        events,
+        now_ms=now_ms,
+        report_every=cfg.metrics.report_every,
+        waiting=waiting if cfg.labels.source != "none" else None,
+        on_report=lambda: out.reports.append(_report(state, cfg, now_ms=now_ms)),
+    )
+    for event, result in zip(events, results, strict=True):
+        if result.prediction is not None:
+            out.predictions.append(result.prediction)
+        if result.rejection is not None:
+            out.dead_letters.append(_refused_event(event, result.rejection, now_ms))
+    return out
+
+
+def _refused_event(event: Event, rejection: Rejection, now_ms: int) -> DeadLetter:
+    raw = to_json_bytes(event.to_dict())
+    return DeadLetter.of(rejection, raw, event.source, at=now_ms, key=event.key)
 
 
 def _report(state: ModelState, cfg: Config, *, now_ms: int, final: bool = False) -> dict[str, Any]:
