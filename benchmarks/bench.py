@@ -144,6 +144,21 @@ VARIANTS = [
         },
         what="sampling balanced, 2000 per 10 s window",
     ),
+    Variant(
+        "drift detector",
+        overrides={"drift.detector": "{drift.ADWIN: {}}", "drift.adaptation": "none"},
+        what="drift.detector ADWIN on the error, adaptation none (the cost of detecting)",
+    ),
+    Variant(
+        "one challenger",
+        overrides={
+            "candidates": "[{name: l2, model: [{preprocessing.StandardScaler: {}}, "
+            "{linear_model.LogisticRegression: {l2: 0.001}}]}]",
+            "selection.margin": 1.0,
+        },
+        what="a second StandardScaler | LogisticRegression shadow-scored beside the main "
+        "model (margin 1.0: never promoted, so the predictions stay bare River's)",
+    ),
     Variant("numeric50", stream="numeric50", what="50 numeric features"),
     Variant(
         "numeric50 micro-batch-256",
@@ -251,31 +266,39 @@ def loop_step(
 
 
 def worker_bare(path: Path, model: str, batch: int, out: Path) -> None:
-    """Bare River over events in memory; writes eps and every prediction's P(true)."""
+    """Bare River over events in memory, a model per key; writes eps and every prediction's
+    P(true). Per sample: ``predict_proba_one`` then ``learn_one``. With ``batch``: River's
+    many-methods on each key's batches, ``predict_proba_many`` on the batch then
+    ``learn_many`` (what the job does with ``update.mode: micro_batch``)."""
     import pandas as pd
 
     from stratiflow.config.model import build_model
 
     steps = model_steps(model)
     events = list(read_events(path))
-    models: dict[str, Any] = {}
-    probas: list[float] = []
-    pending: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    models = {e["key"]: build_model(steps) for e in events}
+    probas = [0.0] * len(events)
+    by_key: dict[str, list[int]] = {}
+    for i, e in enumerate(events):
+        by_key.setdefault(e["key"], []).append(i)
     start = time.perf_counter()
-    for e in events:
-        m = models.get(e["key"])
-        if m is None:
-            m = models[e["key"]] = build_model(steps)
-        x, y = e["features"], e["label"]
-        probas.append(m.predict_proba_one(x).get(True, 0.0))
-        if not batch:
-            m.learn_one(x, y)
-            continue
-        rows = pending.setdefault(e["key"], [])
-        rows.append((x, y))
-        if len(rows) == batch:
-            m.learn_many(pd.DataFrame([r[0] for r in rows]), pd.Series([r[1] for r in rows]))
-            rows.clear()
+    if batch:
+        for key, index in by_key.items():
+            m = models[key]
+            for at in range(0, len(index), batch):
+                chunk = index[at : at + batch]
+                X = pd.DataFrame([events[i]["features"] for i in chunk])
+                proba = m.predict_proba_many(X)
+                p_true = proba[True] if True in proba.columns else [0.0] * len(chunk)
+                for i, p in zip(chunk, p_true, strict=True):
+                    probas[i] = float(p)
+                m.learn_many(X, pd.Series([events[i]["label"] for i in chunk]))
+    else:
+        for i, e in enumerate(events):
+            m = models[e["key"]]
+            x = e["features"]
+            probas[i] = m.predict_proba_one(x).get(True, 0.0)
+            m.learn_one(x, e["label"])
     seconds = time.perf_counter() - start
     out.write_text(json.dumps({"seconds": seconds, "eps": len(events) / seconds, "p_true": probas}))
 
@@ -763,6 +786,41 @@ def measure_stratiflow(
     return result, list(by_id.values())
 
 
+def measure_backtest(
+    variant: Variant, path: Path, n: int, work: Path, timeout: float = 3600
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``stratiflow backtest`` on the events file with the variant's config: its steady
+    rate from the predictions' ``emitted_at`` (start-up excluded, as for the Kafka job)."""
+    import yaml
+
+    from stratiflow.local.procs import job_environ
+
+    run = uuid.uuid4().hex[:8]
+    cfg = job_config(variant, "localhost:9", "unused", run)
+    config = work / f"backtest-{run}.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = work / f"backtest-{run}"
+    sets = [f"--set={k}={v}" for k, v in variant.overrides.items()]
+    command = [sys.executable, "-m", "stratiflow.cli.main", "backtest", "--events", str(path)]
+    child = run_child(
+        [*command, "--out", str(out), "--config", str(config), *sets],
+        timeout=timeout,
+        env=job_environ(),
+    )
+    with (out / "predictions.jsonl").open() as lines:
+        predictions = [json.loads(line) for line in lines]
+    emitted = sorted(p["emitted_at"] for p in predictions)
+    span = max(1e-3, (emitted[-1] - emitted[0]) / 1000) if emitted else 0.0
+    result = {
+        **child,
+        "predictions": len(predictions),
+        "complete": len({p["id"] for p in predictions}) == n,
+        "steady_eps": round((len(emitted) - 1) / span, 1) if emitted else 0.0,
+        "startup_s": round(child["total_s"] - span, 2) if emitted else None,
+    }
+    return result, predictions
+
+
 def parity(bare_p_true: list[float], predictions: list[dict[str, Any]], events: Path) -> float:
     """Largest |P(true)| difference between the job's predictions and bare River's."""
     index = {e["id"]: i for i, e in enumerate(read_events(events))}
@@ -1119,6 +1177,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "vs_bare_river": round(job["steady_eps"] / bare["eps"], 3),
                 "vs_kafka_loop": round(job["steady_eps"] / loop["steady_eps"], 3) if loop else None,
             }
+            if args.backtest and variant.name == chosen[0].name:
+                try:
+                    backtest, replayed = measure_backtest(
+                        variant, path, args.events, work, timeout=args.run_timeout
+                    )
+                except RuntimeError as exc:
+                    row["backtest"] = {"error": str(exc).splitlines()[0]}
+                else:
+                    backtest["max_p_true_difference"] = parity(bare["p_true"], replayed, path)
+                    backtest["vs_bare_river"] = round(backtest["steady_eps"] / bare["eps"], 3)
+                    row["backtest"] = backtest
             results["runs"].append(row)
             print(_line(row), flush=True)
         if args.latency and chosen:
@@ -1248,6 +1317,54 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def derived_lines(results: dict[str, Any]) -> list[str]:
+    """What the rows say together: the backtest, the cost per event of the drift detector
+    and of one challenger, micro-batching and parallelism against their base rows."""
+    rows = {r["variant"]: r for r in results["runs"] if "error" not in r}
+
+    def eps(name: str) -> float | None:
+        row = rows.get(name)
+        return row["stratiflow"]["steady_eps"] if row else None
+
+    out: list[str] = []
+    for row in rows.values():
+        backtest = row.get("backtest")
+        if not backtest:
+            continue
+        if "error" in backtest:
+            out.append(f"- Backtest ({row['variant']}): failed: {backtest['error']}")
+            continue
+        out.append(
+            f"- Backtest (`stratiflow backtest` on the same events file, {row['variant']}): "
+            f"{backtest['steady_eps']:.0f} ev/s steady = {backtest['vs_bare_river']:.2f}x bare "
+            f"River, start-up {backtest['startup_s']} s, peak RSS {backtest['peak_rss_mb']:.0f} "
+            f"MB, largest P(true) difference from bare River "
+            f"{backtest['max_p_true_difference']:.1e}."
+        )
+    base = eps("base")
+    for name in ("drift detector", "one challenger"):
+        with_it = eps(name)
+        if base and with_it:
+            cost = 1e6 / with_it - 1e6 / base
+            out.append(
+                f"- {name}: {with_it:.0f} ev/s against {base:.0f} without it: "
+                f"{cost:+.1f} µs per event."
+            )
+    for name in ("micro-batch-32", "micro-batch-256"):
+        batched = eps(name)
+        if base and batched:
+            out.append(f"- {name}: {batched / base:.2f}x the per-sample job ({batched:.0f} ev/s).")
+    p1, p2 = eps("2 keys p1"), eps("2 keys p2")
+    if p1 and p2:
+        cpu = rows["2 keys p2"]["stratiflow"].get("python_worker_cpu_s")
+        out.append(
+            f"- Parallelism 2 with two keys: {p2 / p1:.2f}x parallelism 1 ({p2:.0f} vs "
+            f"{p1:.0f} ev/s; Python workers' CPU s {cpu}, JVM "
+            f"{rows['2 keys p2']['stratiflow'].get('cpu_s', {}).get('jvm')})."
+        )
+    return ["", *out] if out else []
+
+
 def table(results: dict[str, Any]) -> str:
     lines = [
         f"{results['events']} events per run, {results['machine']['cpus']} CPUs, "
@@ -1270,6 +1387,7 @@ def table(results: dict[str, Any]) -> str:
             f"{job['startup_s']} | {job['peak_rss_mb']:.0f} | {row['complete']} |"
         )
     lines += peers_table(results)
+    lines += derived_lines(results)
     latency_runs = results.get("latency_runs") or (
         [results["latency"]] if "latency" in results else []
     )
@@ -1335,6 +1453,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-framework-peers",
         action="store_true",
         help="with --peers, skip Quix Streams and Bytewax (no venvs are made)",
+    )
+    parser.add_argument(
+        "--backtest",
+        action="store_true",
+        help="also run `stratiflow backtest` on the first variant's events file",
     )
     parser.add_argument("--latency", action="store_true", help="also run the latency test")
     parser.add_argument(

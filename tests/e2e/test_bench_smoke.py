@@ -30,7 +30,7 @@ def test_the_benchmark_harness_runs_end_to_end_and_the_job_matches_bare_river(tm
     ]
     command += ["--latency", "--latency-seconds", "3", "--latency-warmup", "2"]
     # The framework peers (Quix Streams, Bytewax) need venvs installed from PyPI: not here.
-    command += ["--run-timeout", "180", "--peers", "--no-framework-peers"]
+    command += ["--run-timeout", "180", "--peers", "--no-framework-peers", "--backtest"]
     done = subprocess.run(
         command, cwd=REPO_ROOT, env=job_environ(), capture_output=True, text=True, timeout=600
     )
@@ -49,6 +49,12 @@ def test_the_benchmark_harness_runs_end_to_end_and_the_job_matches_bare_river(tm
     for name, peer in peers.items():
         assert "error" not in peer, (name, peer)
         assert peer["max_p_true_difference"] == 0.0 and peer["eps"] > 0, (name, peer)
+    # The backtest on the same events file: complete, bare River's probabilities.
+    backtest = base["backtest"]
+    assert "error" not in backtest, backtest
+    assert backtest["complete"] and backtest["predictions"] == 2000
+    assert backtest["max_p_true_difference"] == 0.0 and backtest["steady_eps"] > 0
+    assert "backtest" not in thread  # the first variant only
     # Thread mode runs Python inside the JVM (PyFlink falls back to process mode silently).
     assert base["stratiflow"]["python_workers"] == 1
     assert thread["stratiflow"]["python_workers"] == 0
