@@ -52,7 +52,7 @@ from river import base as river_base
 
 from stratiflow.learning.learner import StepOutput, _model_error, _tick, settle, step
 from stratiflow.learning.state import ModelState, StoredPrediction
-from stratiflow.learning.updates import MicroBatch
+from stratiflow.learning.updates import MicroBatch, numeric_frame
 from stratiflow.records import Event, Label, Rejection
 
 __all__ = ["batchable", "step_many"]
@@ -370,18 +370,13 @@ def _predict_many(model: Any, rows: list[dict[str, Any]]) -> list[dict[Label, fl
     raised, or a value is not a number)."""
     # River's mini-batch API takes pandas; imported only when used (as in updates.py).
     import numpy as np
-    import pandas as pd
 
     try:
-        matrix = np.array([list(x.values()) for x in rows])
         # Numbers only (booleans count as 0/1, as in predict_proba_one): a string or a
-        # huge integer makes a text or object array, and its rows go one by one.
-        if matrix.dtype.kind not in "biuf":
+        # huge integer, and the rows go one by one. The frame learn_many is given too.
+        frame = numeric_frame(rows)
+        if frame is None:
             return None
-        # float64 in column-major order: the array pandas makes of ``pd.DataFrame(rows)``
-        # for numeric rows (so the matrix products round alike), 3x faster to build.
-        columns = list(rows[0])
-        frame = pd.DataFrame(np.asfortranarray(matrix, dtype=np.float64), columns=columns)
         # numpy warns where River's scalar code silently clamps (exp of a large logit):
         # a non-finite result is refused per event, as step refuses it.
         with np.errstate(over="ignore", invalid="ignore"):

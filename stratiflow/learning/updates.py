@@ -359,10 +359,38 @@ def _can_learn_many(model: Any, batch: list[tuple[dict[str, Any], Label]]) -> bo
     return supports_learn_many(model) and all(x.keys() == names for x, _ in batch)
 
 
+def numeric_frame(rows: list[dict[str, Any]]) -> Any:
+    """The rows as a float64 DataFrame for River's many-methods, or ``None`` if a value is
+    not a number or the rows do not list the same features in the same order.
+
+    Booleans become 0.0/1.0, as the one-at-a-time methods do arithmetic with them (a
+    frame of bool columns makes ``learn_many`` raise). The array is column-major, the
+    layout ``pd.DataFrame(rows)`` gives numeric rows, so matrix products round alike.
+
+    >>> numeric_frame([{"a": 1, "b": True}, {"a": 2.5, "b": False}]).to_dict("list")
+    {'a': [1.0, 2.5], 'b': [1.0, 0.0]}
+    >>> numeric_frame([{"a": "x"}]) is None, numeric_frame([{"a": 1}, {"b": 1}]) is None
+    (True, True)
+    """
+    import numpy as np
+    import pandas as pd  # River's mini-batch API takes pandas; imported only when used
+
+    columns = tuple(rows[0])
+    if any(tuple(x) != columns for x in rows):
+        return None
+    matrix = np.array([list(x.values()) for x in rows])
+    if matrix.dtype.kind not in "biuf":  # a string or a huge integer: not numbers
+        return None
+    return pd.DataFrame(np.asfortranarray(matrix, dtype=np.float64), columns=list(columns))
+
+
 def _learn_many(model: Any, batch: list[tuple[dict[str, Any], Label]]) -> LearnResult:
     import pandas as pd  # River's mini-batch API takes pandas; imported only when used
 
-    X = pd.DataFrame([x for x, _ in batch])
+    rows = [x for x, _ in batch]
+    X = numeric_frame(rows)
+    if X is None:  # e.g. text features: pandas keeps them as objects
+        X = pd.DataFrame(rows)
     y = pd.Series([label for _, label in batch])
     t0 = time.perf_counter()
     try:

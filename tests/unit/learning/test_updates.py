@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from river import tree
 
-from stratiflow.config import ConfigError, load_config
+from stratiflow.config import ConfigError, UpdateSettings, load_config
 from stratiflow.io.sources import river_events, with_delayed_labels
-from stratiflow.learning.updates import supports_learn_many
+from stratiflow.learning.updates import Updater, supports_learn_many
 from stratiflow.runner.replay import replay
 from tests.helpers import reference_model
 
@@ -191,3 +191,22 @@ def test_delayed_labels_in_micro_batches():
 def test_bad_update_settings_fail_at_load(update):
     with pytest.raises(ConfigError, match="update"):
         load_config({"update": update})
+
+
+def test_micro_batches_with_boolean_features_are_learned_as_numbers():
+    # A frame of bool columns made River's learn_many raise on every batch, so a model
+    # with a boolean feature never learned in micro_batch mode.
+    from river import linear_model, preprocessing
+
+    rows = [({"a": float(i % 5), "flag": i % 3 == 0}, i % 2 == 0) for i in range(64)]
+    model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    updater = Updater(UpdateSettings(mode="micro_batch", batch_size=16))
+    results = [r for i, (x, y) in enumerate(rows) for r in updater.add(model, x, y, ts=i)]
+    assert [(r.learned, r.failed, r.batch) for r in results] == [(16, 0, True)] * 4
+    reference = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    for at in range(0, 64, 16):
+        chunk = rows[at : at + 16]
+        X = pd.DataFrame([{k: float(v) for k, v in x.items()} for x, _ in chunk])
+        reference.learn_many(X, pd.Series([y for _, y in chunk]))
+    weights = model["LogisticRegression"].weights
+    assert weights == reference["LogisticRegression"].weights and weights["flag"] != 0.0
