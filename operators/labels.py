@@ -78,18 +78,32 @@ class KeyedLabelJoin:
         self.index = map_state(runtime_context, "label-join-index", Types.LONG())
 
     def process(self, record: Event | LabelRecord) -> list[JoinOutput]:
+        """Run one record through the current key's join (its header read and written)."""
+        join = self.begin(record.key)
+        out = self.step(join, record)
+        self.end(join)
+        return out
+
+    def begin(self, key: str) -> LabelJoin:
+        """The current key's join, to run several records through with :meth:`step`
+        before :meth:`end` stores it: one header read and write per batch, not per record."""
         join: LabelJoin | None = self.header.value()
         if join is None:
             join = LabelJoin(
-                record.key,
+                key,
                 self.settings.ttl,
                 self.settings.max_pending,
                 two_inputs=self.two_inputs,
             )
         join.bind(self.entries, self.index)
-        out = join.on_event(record) if isinstance(record, Event) else join.on_label(record)
+        return join
+
+    @staticmethod
+    def step(join: LabelJoin, record: Event | LabelRecord) -> list[JoinOutput]:
+        return join.on_event(record) if isinstance(record, Event) else join.on_label(record)
+
+    def end(self, join: LabelJoin) -> None:
         self.header.update(join)
-        return out
 
 
 class JoinLabels(KeyedProcessFunction):

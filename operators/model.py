@@ -32,6 +32,7 @@ from pyflink.datastream.state import ValueState, ValueStateDescriptor
 from pyflink.java_gateway import get_gateway
 
 from stratiflow.config import Config
+from stratiflow.labels import LabelJoin
 from stratiflow.learning.learner import ModelState
 from stratiflow.operators.labels import KeyedLabelJoin, MapStateView, map_state
 from stratiflow.operators.parse import RawParser
@@ -43,7 +44,14 @@ from stratiflow.operators.tags import (
     MODEL_EVENTS,
     dead_letter,
 )
-from stratiflow.records import DeadLetter, Event, Rejection, prediction_json, to_json
+from stratiflow.records import (
+    DeadLetter,
+    Event,
+    LabelRecord,
+    Rejection,
+    prediction_json,
+    to_json,
+)
 from stratiflow.runner.keyed import Emitted, Item, final_report, handle, handle_events
 from stratiflow.sampling import EventTimeAligner, LateExample, TrainingBatch
 from stratiflow.sampling.alignment import END_OF_TIME
@@ -143,12 +151,21 @@ class RawModelOperator(_KeyedModel):
         key = ctx.get_current_key()
         records: Iterable[Any] = value if isinstance(value, list) else (value,)
         items: list[Item] = []
+        join: LabelJoin | None = None  # read once per batch, stored once after it
         for raw in records:
-            for one in self._items(raw, key):
-                if isinstance(one, DeadLetter):
-                    yield dead_letter(one)
-                else:
-                    items.append(one)
+            record = self._record(raw, key)
+            if isinstance(record, DeadLetter):
+                yield dead_letter(record)
+            elif self.join is None:  # without the join the parser refuses label records
+                assert isinstance(record, Event)
+                items.append(record)
+            else:
+                if join is None:
+                    join = self.join.begin(key)
+                items.extend(KeyedLabelJoin.step(join, record))
+        if join is not None:
+            assert self.join is not None
+            self.join.end(join)
         if not items:  # only rejects: no model for a key that never had a valid record
             return
         assert self.state is not None
@@ -180,21 +197,16 @@ class RawModelOperator(_KeyedModel):
         if state is not None:
             yield from self._finish(state, timestamp)
 
-    def _items(self, raw: Any, key: str) -> Iterator[Item | DeadLetter]:
-        """What one raw record gives the model: items, or its dead letter."""
+    def _record(self, raw: Any, key: str) -> Event | LabelRecord | DeadLetter:
+        """One raw record parsed: an event, a label record, or its dead letter."""
         assert self.parser is not None
         record = self.parser.parse(raw)
-        if isinstance(record, DeadLetter):
-            yield record
-        elif record.key != key:  # model_key_of and the parser disagree: a bug
+        if not isinstance(record, DeadLetter) and record.key != key:
+            # model_key_of and the parser disagree: a bug
             source, payload = unpack(raw)
             why = Rejection("invalid_event", f"keyed as {key!r} but its key is {record.key!r}")
-            yield DeadLetter.of(why, payload, source, at=_now_ms())
-        elif self.join is None:  # without the join the parser refuses label records
-            assert isinstance(record, Event)
-            yield record
-        else:
-            yield from self.join.process(record)
+            return DeadLetter.of(why, payload, source, at=_now_ms())
+        return record
 
 
 class SampledModelOperator(_KeyedModel):
