@@ -69,8 +69,8 @@ chaos: setup ## fault tests at full size (50k events); writes benchmarks/results
 	$(PYTEST) tests/e2e/test_chaos.py tests/e2e/test_broker_restart.py tests/e2e/test_netns_cluster.py
 	$(PY) benchmarks/chaos_table.py
 
-bench: setup ## bare River vs a Kafka loop vs the job, same run (200k events); writes benchmarks/results/bench.json and the table in docs/performance.md
-	$(PY) benchmarks/bench.py --events $${STRATIFLOW_BENCH_EVENTS:-200000} --latency --latency-share 0.5 0.1 --latency-low --latency-sustainable --readme --run-timeout 600
+bench: setup ## bare River, River's progressive_val_score, Kafka loops, Quix Streams, Bytewax and the job (Kafka and backtest), same run (200k events); writes benchmarks/results/bench.json and the table in docs/performance.md
+	$(PY) benchmarks/bench.py --events $${STRATIFLOW_BENCH_EVENTS:-200000} --peers --backtest --core-costs --latency --latency-share 0.5 0.1 --latency-low --latency-sustainable --readme --run-timeout 600
 
 .PHONY: deploy-check
 deploy-check: $(STAMP) ## static checks of deploy/ and docker-compose.yml

@@ -420,6 +420,55 @@ def worker_kafka_loop(
     )
 
 
+#: What ``--core-costs`` compares with the base config, as config sections.
+CORE_COST_CONFIGS: dict[str, dict[str, Any]] = {
+    "drift detector": {"drift": {"detector": {"drift.ADWIN": {}}, "adaptation": "none"}},
+    "one challenger": {
+        "candidates": [
+            {
+                "name": "l2",
+                "model": [
+                    {"preprocessing.StandardScaler": {}},
+                    {"linear_model.LogisticRegression": {"l2": 0.001}},
+                ],
+            }
+        ],
+        "selection": {"margin": 1.0},
+    },
+}
+
+
+def worker_core_costs(path: Path, model: str, rounds: int, out: Path) -> None:
+    """What the drift detector and one challenger cost per event in the model step itself
+    (``stratiflow.runner.keyed.handle`` over the events in memory, no Flink): each config
+    and the base one timed in turns, ``rounds`` times, the fastest of each kept, so the
+    difference is not the noise of a shared machine between two job runs."""
+    from stratiflow.config import load_config
+    from stratiflow.learning.learner import ModelState
+    from stratiflow.records import Event
+    from stratiflow.runner.keyed import handle
+    from stratiflow.validation.parse import event_from_object
+
+    parsed = (event_from_object(e) for e in read_events(path))
+    events = [e for e in parsed if isinstance(e, Event)]
+    configs = {"base": {}, **CORE_COST_CONFIGS}
+    best = dict.fromkeys(configs, math.inf)
+    for _ in range(rounds):
+        for name, extra in configs.items():
+            cfg = load_config({"model": MODELS[model], "labels": {"source": "none"}, **extra})
+            states: dict[str, Any] = {}
+            start = time.perf_counter()
+            for event in events:
+                state = states.get(event.key)
+                if state is None:
+                    state = states[event.key] = ModelState.new(cfg, event.key)
+                handle(state, event, {}, cfg, now_ms=0)
+            best[name] = min(best[name], time.perf_counter() - start)
+    per_event = {name: seconds / len(events) * 1e6 for name, seconds in best.items()}
+    costs = {name: per_event[name] - per_event["base"] for name in CORE_COST_CONFIGS}
+    out.write_text(json.dumps({"us_per_event": per_event, "cost_us_per_event": costs}))
+
+
 # -- measuring child processes --------------------------------------------------------------
 
 
@@ -1177,6 +1226,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "vs_bare_river": round(job["steady_eps"] / bare["eps"], 3),
                 "vs_kafka_loop": round(job["steady_eps"] / loop["steady_eps"], 3) if loop else None,
             }
+            if args.core_costs and variant.name == chosen[0].name:
+                costs = work / f"core-costs-{uuid.uuid4().hex[:8]}.json"
+                command = [sys.executable, __file__, "--worker", "core-costs", str(path)]
+                run_child([*command, variant.model, "5", str(costs)], timeout=1800)
+                results["core_costs"] = json.loads(costs.read_text())
             if args.backtest and variant.name == chosen[0].name:
                 try:
                     backtest, replayed = measure_backtest(
@@ -1341,6 +1395,17 @@ def derived_lines(results: dict[str, Any]) -> list[str]:
             f"MB, largest P(true) difference from bare River "
             f"{backtest['max_p_true_difference']:.1e}."
         )
+    core = results.get("core_costs")
+    if core:
+        per_event = core["us_per_event"]
+        out.append(
+            "- Cost per event in the model step itself (`--core-costs`: `handle` over the "
+            f"events in memory, fastest of 5 turns each): base {per_event['base']:.1f} µs; "
+            + "; ".join(
+                f"{name} {cost:+.1f} µs" for name, cost in core["cost_us_per_event"].items()
+            )
+            + "."
+        )
     base = eps("base")
     for name in ("drift detector", "one challenger"):
         with_it = eps(name)
@@ -1455,6 +1520,11 @@ def main(argv: list[str] | None = None) -> int:
         help="with --peers, skip Quix Streams and Bytewax (no venvs are made)",
     )
     parser.add_argument(
+        "--core-costs",
+        action="store_true",
+        help="also time the drift detector and one challenger in the model step itself",
+    )
+    parser.add_argument(
         "--backtest",
         action="store_true",
         help="also run `stratiflow backtest` on the first variant's events file",
@@ -1514,6 +1584,8 @@ def main(argv: list[str] | None = None) -> int:
         kind, *rest = args.worker
         if kind == "bare":
             worker_bare(Path(rest[0]), rest[1], int(rest[2]), Path(rest[3]))
+        elif kind == "core-costs":
+            worker_core_costs(Path(rest[0]), rest[1], int(rest[2]), Path(rest[3]))
         elif kind == "pvs":
             worker_progressive_val_score(Path(rest[0]), rest[1], Path(rest[2]))
         elif kind == "confluent-loop":
