@@ -56,6 +56,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "bench.json"
 PAGE = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 BROKER_INSTANCE = "bench"
+#: The standalone Flink cluster the "standalone cluster" variant is submitted to.
+CLUSTER_INSTANCE = "bench"
 START_TS = 1_700_000_000_000
 
 MODELS: dict[str, list[dict[str, Any]]] = {
@@ -79,6 +81,8 @@ class Variant:
     #: The bare River baseline learns in batches of this size (micro-batch variants).
     batch: int = 0
     what: str = ""
+    #: Submitted to a local standalone cluster (``stratiflow local flink``), not a MiniCluster.
+    cluster: bool = False
 
 
 #: Settings that trade throughput for latency (docs/performance.md): Python bundles
@@ -158,6 +162,12 @@ VARIANTS = [
         },
         what="a second StandardScaler | LogisticRegression shadow-scored beside the main "
         "model (margin 1.0: never promoted, so the predictions stay bare River's)",
+    ),
+    Variant(
+        "standalone cluster",
+        cluster=True,
+        what="the base job submitted to a local standalone cluster (`stratiflow local flink`, "
+        "one TaskManager of 2 slots) with `stratiflow submit --jobmanager`",
     ),
     Variant("numeric50", stream="numeric50", what="50 numeric features"),
     Variant(
@@ -475,10 +485,12 @@ def worker_core_costs(path: Path, model: str, rounds: int, out: Path) -> None:
 class TreeSampler:
     """Peak summed RSS of a process tree, and which kinds of process it had."""
 
-    def __init__(self, pid: int, every: float = 0.5) -> None:
+    def __init__(self, pid: int, every: float = 0.5, also: tuple[int, ...] = ()) -> None:
         from stratiflow.local.procs import descendants, rss_mb
 
         self.pid, self.every, self.descendants, self.rss_mb = pid, every, descendants, rss_mb
+        #: More trees to sample with it (a standalone cluster's daemons).
+        self.also = also
         self.peak_mb = 0.0
         self.python_workers = 0
         #: Latest CPU seconds (user + system) of every process seen, by pid: (kind, seconds).
@@ -489,7 +501,7 @@ class TreeSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            pids = [self.pid, *self.descendants(self.pid)]
+            pids = [p for root in (self.pid, *self.also) for p in (root, *self.descendants(root))]
             self.peak_mb = max(self.peak_mb, sum(self.rss_mb(p) for p in pids))
             kinds = {p: _kind(p) for p in pids}
             workers = sum(1 for kind in kinds.values() if kind == "python_worker")
@@ -542,7 +554,12 @@ def _kind(pid: int) -> str:
     return "driver"
 
 
-def run_child(command: list[str], timeout: float, env: dict[str, str] | None = None) -> dict:
+def run_child(
+    command: list[str],
+    timeout: float,
+    env: dict[str, str] | None = None,
+    also: tuple[int, ...] = (),
+) -> dict:
     """Run ``command`` in its own session, sampling its tree's RSS; raise on failure."""
     started = time.time()
     proc = subprocess.Popen(
@@ -553,7 +570,7 @@ def run_child(command: list[str], timeout: float, env: dict[str, str] | None = N
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    sampler = TreeSampler(proc.pid)
+    sampler = TreeSampler(proc.pid, also=also)
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -799,8 +816,16 @@ def job_config(variant: Variant, bootstrap: str, topic: str, run: str) -> dict[s
 
 
 def measure_stratiflow(
-    variant: Variant, bootstrap: str, topic: str, n: int, work: Path, timeout: float = 3600
+    variant: Variant,
+    bootstrap: str,
+    topic: str,
+    n: int,
+    work: Path,
+    timeout: float = 3600,
+    cluster: tuple[str, int] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run the job bounded over the topic: on a MiniCluster, or submitted to the standalone
+    cluster ``(instance, rest port)`` (its daemons' RSS and CPU are sampled with the client's)."""
     import yaml
 
     from stratiflow.local.procs import job_environ
@@ -818,7 +843,15 @@ def measure_stratiflow(
         str(config),
         "--bounded",
     ]
-    child = run_child([*command, *sets], timeout=timeout, env=job_environ())
+    also: tuple[int, ...] = ()
+    if cluster is not None:
+        from stratiflow.local import flink as local_flink
+
+        instance, port = cluster
+        command = [sys.executable, "-m", "stratiflow.cli.main", "submit", "--config", str(config)]
+        command += ["--bounded", "--jobmanager", f"127.0.0.1:{port}", "--flink-instance", instance]
+        also = tuple(local_flink.running_pids(instance))
+    child = run_child([*command, *sets], timeout=timeout, env=job_environ(), also=also)
     predictions = read_predictions(bootstrap, cfg["topics"]["predictions"], n)
     by_id = {p["id"]: p for p in predictions}
     emitted = sorted(p["emitted_at"] for p in by_id.values())
@@ -1168,6 +1201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     baselines: dict[tuple[str, str, int, int], dict[str, Any]] = {}
     loops: dict[tuple[str, str, int], dict[str, Any]] = {}
     peers: dict[tuple[str, str, int], dict[str, Any]] = {}
+    cluster: tuple[str, int] | None = None  # (instance, REST port), started when a variant needs it
     try:
         for variant in chosen:
             key = (variant.stream, variant.keys)
@@ -1198,9 +1232,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     work,
                     frameworks=not args.no_framework_peers,
                 )
+            if variant.cluster and cluster is None:
+                from stratiflow.local import flink as local_flink
+                from stratiflow.local.procs import free_port
+
+                info = local_flink.start(free_port(), slots=2, instance=CLUSTER_INSTANCE)
+                cluster = (CLUSTER_INSTANCE, info.rest_port)
             try:
                 job, predictions = measure_stratiflow(
-                    variant, bootstrap, topic, args.events, work, timeout=args.run_timeout
+                    variant,
+                    bootstrap,
+                    topic,
+                    args.events,
+                    work,
+                    timeout=args.run_timeout,
+                    cluster=cluster if variant.cluster else None,
                 )
             except RuntimeError as exc:  # one variant failing must not lose the others
                 error = str(exc).splitlines()[0]
@@ -1290,6 +1336,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["latency_runs"] = runs
     finally:
         broker.stop(args.instance, purge=True)  # its topics were this run's only
+        if cluster is not None:
+            from stratiflow.local import flink as local_flink
+
+            local_flink.stop(CLUSTER_INSTANCE, purge=True)
     return results
 
 
