@@ -15,6 +15,7 @@ from stratiflow.config import Config
 from stratiflow.io.kafka import secret_environ
 from stratiflow.io.preflight import PreflightError, check_jars
 from stratiflow.local.paths import local_paths
+from stratiflow.local.procs import python_worker_executable
 
 #: PyFlink's switch between Python workers in the client process and worker processes.
 LOOPBACK_SWITCH = "_python_worker_execution_mode"
@@ -79,7 +80,10 @@ def create_env(
         os.environ["PYTHONPATH"] = pythonpath
     config.set_string("python.execution-mode", cfg.job.python_execution_mode)
     if embedded:
-        config.set_string("python.executable", sys.executable)
+        worker = sys.executable
+        if cfg.job.python_execution_mode == "process":
+            worker = python_worker_executable(sys.executable)  # Beam tuned, same interpreter
+        config.set_string("python.executable", worker)
         config.set_string("python.client.executable", sys.executable)
     config.set_string("state.backend.type", cfg.job.state_backend)
     if savepoint:

@@ -209,8 +209,8 @@ def cluster_options(
         "taskmanager.bind-host": host,
         "taskmanager.host": host,
         # Python workers and the job client run with this venv's interpreter,
-        # whatever python is first on PATH.
-        "python.executable": python,
+        # whatever python is first on PATH (the workers through stratiflow-python-worker).
+        "python.executable": procs.python_worker_executable(python),
         "python.client.executable": python,
         "env.pid.dir": str(instance_dir / "run"),
         "env.log.dir": str(instance_dir / "log"),

@@ -46,6 +46,14 @@ def java_executable(needed_by: str) -> str:
     return found
 
 
+def python_worker_executable(python: str) -> str:
+    """What ``python.executable`` names for process-mode Python workers: the
+    ``stratiflow-python-worker`` script next to ``python`` (it tunes Beam before the worker
+    starts, see ``stratiflow.operators.worker``), else ``python`` itself."""
+    script = Path(python).parent / "stratiflow-python-worker"
+    return str(script) if script.is_file() and os.access(script, os.X_OK) else python
+
+
 def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` readable by its owner only (mode 0600), even if it exists."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
