@@ -62,7 +62,10 @@ def test_conf_dir_has_nested_values_and_no_duplicates(tmp_path: Path) -> None:
     assert cfg["taskmanager"]["bind-host"] == "127.0.0.1"
     assert cfg["jobmanager"]["memory"]["process"]["size"] == "1024m"
     assert cfg["taskmanager"]["memory"]["process"]["size"] == "2048m"
-    assert cfg["python"]["executable"] == sys.executable
+    # Workers start through the venv's stratiflow-python-worker (Beam tuned); the client
+    # is the venv's Python itself.
+    worker = str(Path(sys.executable).parent / "stratiflow-python-worker")
+    assert cfg["python"]["executable"] == worker
     assert cfg["python"]["client"]["executable"] == sys.executable
     assert cfg["env"]["pid"]["dir"] == str(instance_dir / "run")
     assert cfg["env"]["log"]["dir"] == str(instance_dir / "log")
