@@ -259,11 +259,10 @@ def _run(
         cleaned.forget(k)
         result, seconds = predicted[row]
         row += 1
-        state.counts.seen += 1
         if isinstance(result, Rejection):
-            state.counts.rejected += 1
-            out = StepOutput(rejection=result)
+            out = _refused(state, result)
         else:
+            state.counts.seen += 1
             out = settle(
                 state, event, x, result, seconds,
                 now_ms=now_ms, report_every=report_every, waiting=waiting,
