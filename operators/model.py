@@ -61,6 +61,13 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _joined(lines: list[str]) -> Iterator[str]:
+    """An input element's prediction JSON lines as the one string the operator emits
+    (nothing without predictions); :func:`predictions_of` splits it again."""
+    if lines:
+        yield "\n".join(lines)
+
+
 def predictions_of(scored: DataStream) -> DataStream:
     """One prediction JSON per record, from a model operator's newline-joined batches.
 
@@ -183,8 +190,7 @@ class RawModelOperator(_KeyedModel):
         if events:
             yield from self._events(state, events, lines)
         self.state.update(state)
-        if lines:
-            yield "\n".join(lines)
+        yield from _joined(lines)
 
     def _events(self, state: ModelState, events: list[Event], lines: list[str]) -> Iterator[Any]:
         assert self.waiting is not None
@@ -237,8 +243,7 @@ class SampledModelOperator(_KeyedModel):
             if not isinstance(item, LateExample):  # only an aligner needs to know
                 yield from self._run(state, item, lines)
             self.state.update(state)
-            if lines:
-                yield "\n".join(lines)
+            yield from _joined(lines)
             return
         aligner: EventTimeAligner | None = self.held.value()
         if aligner is None:  # not `or`: an aligner holding nothing may still wait for windows
@@ -257,8 +262,7 @@ class SampledModelOperator(_KeyedModel):
             yield from self._run(state, ready, lines)
         self._wait(aligner, timers)
         self.state.update(state)
-        if lines:
-            yield "\n".join(lines)
+        yield from _joined(lines)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         assert self.state is not None and self.held is not None
@@ -278,8 +282,7 @@ class SampledModelOperator(_KeyedModel):
             for ready in aligner.release(until):
                 yield from self._run(state, ready, lines)
             self._wait(aligner, ctx.timer_service())
-            if lines:
-                yield "\n".join(lines)
+            yield from _joined(lines)
         yield from self._finish(state, timestamp)
 
     def _wait(self, aligner: EventTimeAligner, timers: Any) -> None:
