@@ -6,10 +6,13 @@ PY := $(VENV)/bin/python
 SF := $(VENV)/bin/stratiflow
 STAMP := $(VENV)/.installed
 PROVISIONED := .stratiflow/.provisioned
+# Debian's Chromium for the dashboard's browser tests and `stratiflow report --png`
+# (Playwright drives it; no browser download).
+BROWSER := .stratiflow/.browser
 # Fast tiers first: a broken unit test fails in seconds, not after the cluster tests.
 PYTEST := $(PY) -m pytest
 
-.PHONY: help setup demo test test-unit test-flink test-e2e lint docs stop clean eval-sampling eval-drift eval-curation chaos bench
+.PHONY: help setup setup-browser demo test test-unit test-flink test-e2e lint docs stop clean eval-sampling eval-drift eval-curation chaos bench
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n",$$1,$$2}'
@@ -25,6 +28,18 @@ $(PROVISIONED): $(STAMP) $(wildcard stratiflow/local/java/*.java) stratiflow/loc
 	$(SF) local setup
 	@touch $@
 
+$(BROWSER):
+	@mkdir -p .stratiflow
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then APT="apt-get"; \
+	  elif sudo -n true 2>/dev/null; then APT="sudo -n apt-get"; \
+	  else echo "error: the browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi; \
+	  DEBIAN_FRONTEND=noninteractive $$APT install -y -q chromium >/dev/null || { \
+	    $$APT update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$APT install -y -q chromium >/dev/null; }; }
+	@command -v chromium >/dev/null && touch $@
+
+setup-browser: $(BROWSER) ## install Debian's chromium (the dashboard tests, `stratiflow report --png`)
+
 setup: $(STAMP) $(PROVISIONED) ## create .venv, install stratiflow, resolve the Kafka broker and connector jars with Maven
 
 demo: setup ## start the local broker, produce Phishing, run the job on an embedded Flink, print metrics
@@ -39,16 +54,16 @@ lint: $(STAMP) ## ruff + mypy + the layering contracts (import-linter)
 test-unit: setup ## unit tier (no Java)
 	$(PYTEST) tests/unit stratiflow
 
-test-flink: setup ## Flink tier (MiniCluster, in-memory sources)
+test-flink: setup $(BROWSER) ## Flink tier (MiniCluster, in-memory sources)
 	$(PYTEST) tests/flink
 
-test-e2e: setup ## end-to-end tier (local broker, standalone Flink, CLI)
+test-e2e: setup $(BROWSER) ## end-to-end tier (local broker, standalone Flink, CLI)
 	$(PYTEST) tests/e2e
 
 docs: $(STAMP) ## build the reference in docs/ with MkDocs (strict) into .stratiflow/site
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-test: setup lint ## lint, then every test tier (two pytest workers, a file each at a time)
+test: setup $(BROWSER) lint ## lint, then every test tier (two pytest workers, a file each at a time)
 	$(PYTEST) -n 2 --dist loadfile --durations=25 tests/unit stratiflow tests/flink tests/e2e
 
 eval-sampling: setup ## compare sampling strategies on an imbalanced stream; writes benchmarks/results/sampling.json and the table in docs/sampling.md

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from kafka.errors import KafkaError
 
+from stratiflow.cli.dashboard import add_dashboard_commands
 from stratiflow.cli.demo import run_demo
 from stratiflow.cli.oracle import add_oracle_command
 from stratiflow.cli.tables import format_tail
@@ -571,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     add_oracle_command(sub, _add_config_args, _config_from)
+    add_dashboard_commands(sub, _add_config_args, _config_from)
     add_local_commands(sub)
     return parser
 
