@@ -17,6 +17,7 @@
 
   let board = null;
   let selected = null;
+  let chosen = false; // the user picked the key: keep it
   let charts = {};
   let drawQueued = false;
   let events = null;
@@ -144,8 +145,9 @@
     const body = document.querySelector("#keys tbody");
     body.replaceChildren();
     const keys = Object.keys(board.keys).sort();
-    if (selected === null || !board.keys[selected]) {
-      selected = keys.find((k) => board.keys[k].metrics.length) || keys[0] || null;
+    const drawn = (k) => board.keys[k].metrics.length > 0;
+    if (selected === null || !board.keys[selected] || (!chosen && !drawn(selected))) {
+      selected = keys.find(drawn) || keys[0] || null;
     }
     for (const key of keys) {
       const view = board.keys[key];
@@ -160,7 +162,7 @@
         ["dead_letters", fmt(total(view.dead_letters))],
       ];
       for (const [field, text] of cells) tr.appendChild(el("td", { "data-field": field }, text));
-      tr.addEventListener("click", () => { selected = key; draw(); });
+      tr.addEventListener("click", () => { selected = key; chosen = true; draw(); });
       body.appendChild(tr);
     }
     const select = document.getElementById("key-select");
@@ -169,7 +171,7 @@
       select.replaceChildren(...keys.map((k) => el("option", { value: k }, k)));
     }
     if (selected !== null) select.value = selected;
-    select.onchange = () => { selected = select.value; draw(); };
+    select.onchange = () => { selected = select.value; chosen = true; draw(); };
     document.getElementById("key-section").hidden = selected === null;
   }
 
@@ -434,7 +436,7 @@
   }
 
   window.stratiflow = { board: () => board, selected: () => selected,
-                        select: (key) => { selected = key; draw(); } };
+                        select: (key) => { selected = key; chosen = true; draw(); } };
 
   if (embedded) {
     try {
