@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from stratiflow.config import DEFAULT_MODEL, Config, load_config
+from stratiflow.dashboard.report import board_of_runs, write_board_report
 from stratiflow.io.sources import DRIFT_POSITION, dataset_names, river_events
 from stratiflow.learning import ModelState, step
 from stratiflow.records import Event
@@ -147,6 +148,8 @@ def run_active(
     if drift_at is not None and report.get("active"):
         row["requests_after_drift"] = sum(i >= drift_at for i in requested_at)
         row["requests_before_drift"] = sum(i < drift_at for i in requested_at)
+    # for the HTML report, not the JSON results
+    row["_records"] = {"metrics": result.reports, "label_requests": result.label_requests}
     return row
 
 
@@ -267,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
 
     active_runs: list[dict[str, Any]] = []
     noise_runs: list[dict[str, Any]] = []
+    shown: dict[str, dict[str, Any]] = {}  # seed 1's active-learning records, for the report
     checked = False
     started = time.perf_counter()
     for name in args.streams:
@@ -278,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             for strategy, budget in variants:
                 sections = active_sections(strategy, budget, args.budget_window, seed)
                 row = run_active(events, sections, drift_at)
+                records = row.pop("_records")
+                if seed == 1:
+                    shown[f"{name}: {variant_name(strategy, budget)}"] = records
                 active_runs.append(
                     {**base, "variant": variant_name(strategy, budget), "strategy": strategy,
                      "budget": budget, **row}
@@ -323,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {"active": active_runs, "noise": noise_runs},
     }
     args.out.write_text(json.dumps(payload, indent=1))
+    report = write_board_report(
+        board_of_runs(shown),
+        args.out.with_suffix(".html"),
+        "eval-curation: active learning, seed 1 (one key per stream and variant)",
+    )
+    print(f"wrote {report.html} ({len(shown)} runs)")
     tables = format_tables(setup, summary)
     print(tables)
     if not args.no_docs:

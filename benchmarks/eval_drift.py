@@ -45,6 +45,7 @@ from river import (
 from river.datasets import synth
 
 from stratiflow.config import load_config
+from stratiflow.dashboard.report import board_of_runs, write_board_report
 from stratiflow.runner.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,8 +166,9 @@ def accuracy_after(correct: list[bool], drifts: list[int], after: int) -> float:
 
 def run_job(
     events: list[dict[str, Any]], sections: dict[str, Any]
-) -> tuple[list[bool], list[int], float]:
-    """Correctness per event, detection points and seconds, for one job variant."""
+) -> tuple[list[bool], list[int], float, dict[str, Any]]:
+    """Correctness per event, detection points, seconds and the records (for the HTML
+    report), for one job variant."""
     cfg = load_config({"model": MODEL, **sections})
     t0 = time.perf_counter()
     result = replay(events, cfg)
@@ -174,7 +176,8 @@ def run_job(
     correct = [p.y_pred == p.y_true for p in result.predictions]
     index = {e["id"]: i for i, e in enumerate(events)}
     detections = [index[m["id"]] for m in result.model_events if m["type"] == "drift"]
-    return correct, detections, seconds
+    records = {"metrics": result.reports, "model_events": result.model_events}
+    return correct, detections, seconds, records
 
 
 def run_river(events: list[dict[str, Any]], model: Any) -> tuple[list[bool], float]:
@@ -203,13 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     drifts = [args.n // 4, args.n // 2, 3 * args.n // 4]
 
     runs: list[dict[str, Any]] = []
+    shown: dict[str, dict[str, Any]] = {}  # the first seed's records, for the HTML report
     for name in args.streams:
         for kind in args.kinds:
             for seed in range(1, args.seeds + 1):
                 events = list(drifting_events(name, kind, seed, args.n, drifts, args.width))
                 base = {"stream": name, "kind": kind, "seed": seed}
                 for variant, sections in JOB_VARIANTS:
-                    correct, detections, seconds = run_job(events, sections)
+                    correct, detections, seconds, records = run_job(events, sections)
+                    if seed == 1:
+                        shown[f"{name} {kind}: {variant}"] = records
                     row = {**base, "model": variant, "seconds": round(seconds, 2)}
                     row["accuracy_after_drift"] = accuracy_after(correct, drifts, args.after)
                     row["accuracy"] = sum(correct) / len(correct)
@@ -242,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(runs, args.kinds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"setup": setup, "summary": summary, "runs": runs}, indent=1))
+    report = write_board_report(
+        board_of_runs(shown),
+        args.out.with_suffix(".html"),
+        f"eval-drift: drifts at {drifts}, seed 1 (one key per stream and variant)",
+    )
+    print(f"wrote {report.html} ({len(shown)} runs)")
     tables = format_tables(setup, summary)
     print(tables)
     if not args.no_docs:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stratiflow.config import load_config
+from stratiflow.dashboard.report import board_of_runs, write_board_report
 from stratiflow.io.sources import river_events
 from stratiflow.runner.replay import replay
 
@@ -48,9 +49,12 @@ def evaluate(events: list[dict[str, Any]], sampling: dict[str, Any], flink: bool
             path.write_text("".join(json.dumps(e) + "\n" for e in events))
             result = run_backtest(path, cfg, Path(tmp) / "out")
             reports = [json.loads(line) for line in (result.out_dir / "metrics.jsonl").open()]
+            stats = [json.loads(line) for line in (result.out_dir / "sampling_stats.jsonl").open()]
         final = [r for r in reports if r["final"]][-1]
     else:
-        final = replay(events, cfg).reports[-1]
+        replayed = replay(events, cfg)
+        reports, stats = replayed.reports, replayed.stats
+        final = reports[-1]
     cumulative = final["cumulative"]
     return {
         "accuracy": cumulative["accuracy"],
@@ -61,6 +65,8 @@ def evaluate(events: list[dict[str, Any]], sampling: dict[str, Any], flink: bool
         "learned": final["counts"]["learned"],
         "trained_on": final["trained_on"],
         "seconds": time.perf_counter() - t0,
+        # for the HTML report, not the JSON results
+        "_records": {"metrics": reports, "sampling_stats": stats},
     }
 
 
@@ -84,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     rows = []
+    runs = {}
     for name, sampling in STRATEGIES:
         row = {"strategy": name, "sampling": sampling, **evaluate(events, sampling, args.flink)}
+        runs[name] = row.pop("_records")
         rows.append(row)
         print(
             f"{name:34s} acc {row['accuracy']:.4f}  balanced acc {row['balanced_accuracy']:.4f}  "
@@ -104,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"setup": setup, "rows": rows}, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
+    report = write_board_report(
+        board_of_runs(runs),
+        RESULTS.with_suffix(".html"),
+        f"eval-sampling: {len(runs)} strategies, minority share {args.minority_share}",
+    )
+    print(f"wrote {report.html.relative_to(ROOT)} (one key per strategy)")
     if not args.no_readme:
         write_readme(setup, rows)
     return 0

@@ -53,3 +53,14 @@ def _fill(title: str, styles: str, scripts: str, snapshot: str) -> str:
     }
     # one pass, so text inside the values is never taken for a placeholder
     return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], asset("index.html"))
+
+
+def report_snapshot(page: str) -> dict[str, Any]:
+    """The data a page written by :func:`report_page` holds (its inverse, for checks).
+
+    >>> report_snapshot(report_page("t", {"seq": 3, "keys": {}}))["seq"]
+    3
+    """
+    start = page.index('<script id="snapshot" type="application/json">')
+    data = page[page.index(">", start) + 1 : page.index("</script>", start)]
+    return dict(json.loads(data.replace("<\\/", "</")))

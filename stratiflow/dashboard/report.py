@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from stratiflow.dashboard.board import Board
+from stratiflow.dashboard.board import Board, Stream
 from stratiflow.dashboard.page import report_page
 from stratiflow.dashboard.sources import RUN_FILES, RunDirectory
 
@@ -40,10 +42,37 @@ def board_of_run(run_dir: Path) -> Board:
     return board
 
 
+def board_of_runs(runs: Mapping[str, Mapping[Stream, Iterable[Mapping[str, Any]]]]) -> Board:
+    """Several runs side by side: each run's records under the run's name as their key.
+
+    For comparisons (``make eval-sampling`` and the like): the page's key table then
+    compares the runs, and its key selector switches between them. A run with more than
+    one model key shows each as ``run / key``.
+
+    >>> board = board_of_runs({"uniform": {"metrics": [{"key": "default", "report": 1}]},
+    ...                        "balanced": {"metrics": [{"key": "default", "report": 1}]}})
+    >>> sorted(board.keys)
+    ['balanced', 'uniform']
+    """
+    board = Board(max_rows=20000)
+    for name, streams in runs.items():
+        records = {stream: list(values) for stream, values in streams.items()}
+        keys = {r.get("key") for values in records.values() for r in values if r.get("key")}
+        for stream, values in records.items():
+            for record in values:
+                key = record.get("key")
+                renamed = name if len(keys) <= 1 or key is None else f"{name} / {key}"
+                board.add(stream, {**record, "key": renamed})
+    return board
+
+
 def write_report(run_dir: Path, out: Path, title: str | None = None, png: bool = False) -> Report:
     """Write ``out`` (HTML, opens offline) and with ``png`` one PNG per key and chart."""
-    board = board_of_run(run_dir)
-    title = title or run_dir.resolve().name
+    return write_board_report(board_of_run(run_dir), out, title or run_dir.resolve().name, png)
+
+
+def write_board_report(board: Board, out: Path, title: str, png: bool = False) -> Report:
+    """Write the charts of ``board`` to ``out``, and with ``png`` one PNG per key and chart."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report_page(title, board.snapshot()), encoding="utf-8")
     model_keys = sorted(key for key, view in board.keys.items() if view.metrics)

@@ -10,6 +10,7 @@ import pytest
 
 import benchmarks.eval_curation as ev
 from benchmarks.eval_curation import FULL, flip_labels, format_tables, main, write_docs
+from stratiflow.dashboard.page import report_snapshot
 
 
 def _events(labels: list[object]) -> list[dict[str, object]]:
@@ -46,7 +47,19 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     out = tmp_path_factory.mktemp("curation") / "x.json"
     main(["--n", "1500", "--seeds", "1", "--streams", "sea", "stagger", "--out", str(out),
           "--no-docs"])  # fmt: skip
-    return json.loads(out.read_text())
+    return {**json.loads(out.read_text()), "html": out.with_suffix(".html").read_text()}
+
+
+def test_the_evaluation_writes_its_charts_one_key_per_variant(results: dict) -> None:
+    board = report_snapshot(results.pop("html"))
+    variants = {FULL} | {f"{s} @ {b:g}" for s in ev.STRATEGIES for b in ev.BUDGETS}
+    assert set(board["keys"]) == {f"{n}: {v}" for n in ("sea", "stagger") for v in variants}
+    for name, view in board["keys"].items():
+        asked = [row["active_requested"] for row in view["metrics"]]
+        final = next(
+            r for r in results["runs"]["active"] if f"{r['stream']}: {r['variant']}" == name
+        )
+        assert view["label_requests"] == (final["requested"] or 0) == (asked[-1] or 0)
 
 
 def test_the_evaluation_writes_its_runs_summary_and_goals(results: dict) -> None:

@@ -8,12 +8,14 @@ import pytest
 
 from benchmarks.eval_drift import (
     GENERATORS,
+    JOB_VARIANTS,
     _plain,
     accuracy_after,
     detection_scores,
     drifting_events,
     main,
 )
+from stratiflow.dashboard.page import report_snapshot
 
 
 def test_detections_are_scored_the_capymoa_way() -> None:
@@ -57,3 +59,10 @@ def test_the_evaluation_runs_end_to_end_and_writes_its_results(tmp_path) -> None
     assert result["setup"]["drifts"] == [600, 1200, 1800]
     for run in result["runs"]:
         assert 0 <= run["accuracy_after_drift"] <= 1
+    # the charts: one report key per stream, kind and job variant, drifts as markers
+    board = report_snapshot(out.with_suffix(".html").read_text())
+    assert set(board["keys"]) == {f"stagger abrupt: {v}" for v, _ in JOB_VARIANTS}
+    adwin = board["keys"]["stagger abrupt: job: ADWIN, reset"]
+    drifts = [m for m in adwin["markers"] if m["type"] == "drift"]
+    run = next(r for r in result["runs"] if r["model"] == "job: ADWIN, reset")
+    assert len(drifts) == len(run["detections"]) > 0
