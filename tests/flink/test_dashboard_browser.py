@@ -68,6 +68,7 @@ def expected(run: Path) -> dict[str, Any]:
     metrics = read_jsonl(run / "metrics.jsonl")
     last = {m["key"]: m for m in metrics}  # the file keeps each key's order
     return {
+        "all": metrics,
         "last": last,
         "dead": Counter(d["reason"] for d in read_jsonl(run / "dead_letters.jsonl")),
         "requests": Counter(r["key"] for r in read_jsonl(run / "label_requests.jsonl")),
@@ -108,7 +109,18 @@ def assert_page_shows(page: Any, run: Path, name: str) -> None:
         assert tiles["active"] == f"{active['used_in_window']} / {active['limit']}"
         assert [m[1:3] for m in seen["markers"]] == want["markers"][key]
         assert want["markers"][key], "the run should have drifted"
-        assert {"accuracy", "recall", "log_loss", "mix", "active"} <= set(seen["charts"])
+        assert {"accuracy", "rolling", "recall", "log_loss", "mix", "active"} <= set(seen["charts"])
+        # the plotted lines are the key's metrics records, in order
+        plotted = page.evaluate("() => window.stratiflow.plotted()")
+        records = [m for m in want["all"] if m["key"] == key]
+        accuracy = plotted["accuracy"]
+        assert accuracy["labels"][1] == "accuracy"
+        assert accuracy["data"][0] == [m["event_ts"] / 1000 for m in records]
+        assert accuracy["data"][1] == [m["cumulative"]["accuracy"] for m in records]
+        rolling = plotted["rolling"]
+        for name in ("main", "tree"):  # champion and challenger overlaid
+            line = rolling["data"][rolling["labels"].index(f"{name} (accuracy)")]
+            assert line == [m["candidates"]["pipelines"][name]["accuracy"] for m in records]
         shot = screenshot(page, f"{name}-{key}")
     assert seen["dead"] == dict(want["dead"])
     assert sum(seen["dead"].values()) == len(BAD_LINES)

@@ -239,20 +239,27 @@
     if (!rows.length) return specs;
     const xs = rows.map((r) => r.t);
     const pipelines = [...new Set(rows.flatMap((r) => Object.keys(r.pipelines || {})))].sort();
-    const accuracy = [
-      ["accuracy", rows.map((r) => r.acc), {}],
-      ["rolling accuracy", rows.map((r) => r.r_acc), {}],
-      ["rolling balanced accuracy", rows.map((r) => r.r_bal_acc), {}],
-      ["rolling macro F1", rows.map((r) => r.r_macro_f1), {}],
-    ];
-    for (const name of pipelines) {
+    specs.push({ id: "accuracy", title: "Cumulative: accuracy, balanced accuracy, macro F1",
+      xs, markers: true, range: [0, 1], series: [
+        ["accuracy", rows.map((r) => r.acc), {}],
+        ["balanced accuracy", rows.map((r) => r.bal_acc), {}],
+        ["macro F1", rows.map((r) => r.macro_f1), {}]] });
+    if (rows.some((r) => r.r_acc !== null) || pipelines.length) {
+      const rolling = [
+        ["accuracy", rows.map((r) => r.r_acc), {}],
+        ["balanced accuracy", rows.map((r) => r.r_bal_acc), {}],
+        ["macro F1", rows.map((r) => r.r_macro_f1), {}],
+      ];
       const metric = (rows.find((r) => r.candidate_metric) || {}).candidate_metric || "metric";
-      accuracy.push([`${name} (rolling ${metric})`,
-        rows.map((r) => (r.pipelines && r.pipelines[name] ? r.pipelines[name].value : null)),
-        { dash: [6, 3] }]);
+      for (const name of pipelines) {
+        rolling.push([`${name} (${metric})`,
+          rows.map((r) => (r.pipelines && r.pipelines[name] ? r.pipelines[name].value : null)),
+          { dash: [6, 3] }]);
+      }
+      const title = pipelines.length ? "Rolling window, and each candidate pipeline (dashed)"
+        : "Rolling window: accuracy, balanced accuracy, macro F1";
+      specs.push({ id: "rolling", title, xs, series: rolling, markers: true, range: [0, 1] });
     }
-    specs.push({ id: "accuracy", title: "Accuracy over event time", xs, series: accuracy,
-                 markers: true, range: [0, 1] });
     const classes = [...new Set(rows.flatMap((r) => Object.keys(r.recall || {})))].sort();
     if (classes.length) {
       specs.push({ id: "recall", title: "Per-class recall (rolling)", xs, markers: true,
@@ -435,7 +442,11 @@
     }
   }
 
-  window.stratiflow = { board: () => board, selected: () => selected,
+  // what the charts plot, by chart: series labels and data (for tests and the console)
+  const plotted = () => Object.fromEntries(Object.entries(charts).map(([id, chart]) =>
+    [id, { labels: chart.plot.series.map((s) => s.label), data: chart.plot.data }]));
+
+  window.stratiflow = { board: () => board, selected: () => selected, plotted,
                         select: (key) => { selected = key; chosen = true; draw(); } };
 
   if (embedded) {
