@@ -1181,6 +1181,29 @@ def _quantile(values: list[int], q: float) -> float | None:
 # -- the run --------------------------------------------------------------------------------
 
 
+def progress_line(done: int, total: int, elapsed_s: float, name: str) -> str:
+    """Where a bench run is: the variant starting, elapsed time and an ETA from the mean so far.
+
+    >>> progress_line(2, 5, 120.0, "tree")
+    '[3/5] tree: 2 of 5 variants done in 2 min 0 s, 0.017 variants/s, about 3 min 0 s to go'
+    >>> progress_line(0, 5, 0.0, "base")
+    '[1/5] base: starting'
+    """
+    if done == 0:
+        return f"[1/{total}] {name}: starting"
+    rate = done / elapsed_s if elapsed_s > 0 else 0.0
+    left = (total - done) / rate if rate else 0.0
+    return (
+        f"[{done + 1}/{total}] {name}: {done} of {total} variants done in {_minutes(elapsed_s)}, "
+        f"{rate:.3f} variants/s, about {_minutes(left)} to go"
+    )
+
+
+def _minutes(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60} min {whole % 60} s"
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from stratiflow.local import broker
 
@@ -1202,8 +1225,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     loops: dict[tuple[str, str, int], dict[str, Any]] = {}
     peers: dict[tuple[str, str, int], dict[str, Any]] = {}
     cluster: tuple[str, int] | None = None  # (instance, REST port), started when a variant needs it
+    began = time.monotonic()
     try:
-        for variant in chosen:
+        for done, variant in enumerate(chosen):
+            print(
+                progress_line(done, len(chosen), time.monotonic() - began, variant.name), flush=True
+            )
             key = (variant.stream, variant.keys)
             if key not in topics:
                 path = events_file(variant.stream, args.events, variant.keys, work)
@@ -1643,12 +1670,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             worker_kafka_loop(rest[0], rest[1], int(rest[2]), rest[3], rest[4], Path(rest[5]))
         return 0
+    began = time.monotonic()
     results = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     if args.readme:
         write_readme(results)
+    print(
+        f"bench: {len(results['runs'])} variants of {args.events} events in "
+        f"{_minutes(time.monotonic() - began)}; results in {args.out}"
+    )
     return 0
 
 
