@@ -89,7 +89,7 @@ bench: setup ## bare River, River's progressive_val_score, Kafka loops, Quix Str
 
 .PHONY: deploy-check
 deploy-check: $(STAMP) ## static checks of deploy/ and docker-compose.yml
-	$(PYTEST) tests/unit/deploy/test_deploy.py
+	$(PYTEST) tests/unit/deploy
 
 stop: ## stop the local broker and Flink cluster started by stratiflow
 	-@[ -x $(SF) ] && $(SF) local flink stop || true

@@ -10,10 +10,13 @@ from py4j.java_gateway import java_import
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
+from pyflink.util.java_utils import add_jars_to_context_class_loader
 
 from stratiflow.config import Config
 from stratiflow.io.kafka import secret_environ
 from stratiflow.io.preflight import PreflightError, check_jars
+from stratiflow.local.errors import LocalInfraError
+from stratiflow.local.flink import prometheus_options, prometheus_plugin_jar
 from stratiflow.local.paths import local_paths
 from stratiflow.local.procs import python_worker_executable
 
@@ -38,6 +41,22 @@ def connector_jars() -> list[str]:
         return [jar.as_uri() for jar in check_jars(local_paths().lib_dir)]
     except PreflightError as exc:
         raise SetupError(str(exc)) from None
+
+
+def _load_prometheus_reporter() -> None:
+    """Make Flink's Prometheus reporter loadable by the MiniCluster ``execute`` starts.
+
+    A MiniCluster finds metric reporters only on its class path (the plugin folder that
+    PyFlink's gateway sets, ``FLINK_PLUGINS_DIR``, serves file systems, not reporters), so
+    the reporter jar that Flink's distribution ships as a plugin joins the context class
+    loader of this thread, the one that later starts the MiniCluster. Not shipped with the
+    job (``pipeline.jars``): a cluster's reporters are the cluster's.
+    """
+    try:
+        jar = prometheus_plugin_jar()
+    except LocalInfraError as exc:
+        raise SetupError(str(exc)) from None
+    add_jars_to_context_class_loader([jar.as_uri()])
 
 
 def create_env(
@@ -106,9 +125,22 @@ def create_env(
         # operators Flink chains into one task hung (the sampled graph; the backtest's
         # output maps after the model). Unchained, each has a thread of its own.
         config.set_string("pipeline.operator-chaining.enabled", "false")
+    if cfg.job.prometheus_port:
+        if embedded:
+            for key, value in prometheus_options(cfg.job.prometheus_port).items():
+                config.set_string(key, value)
+        else:
+            print(
+                "note: job.prometheus_port serves the metrics of a job's own MiniCluster; a "
+                "cluster's Prometheus reporter is set in the cluster's configuration "
+                "(`stratiflow local flink start --prometheus-port`, deploy/)",
+                file=sys.stderr,
+            )
     for key, value in cfg.job.flink.items():
         config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
+    if embedded and cfg.job.prometheus_port:
+        _load_prometheus_reporter()
     env.set_parallelism(cfg.job.parallelism)
     env.get_config().set_auto_watermark_interval(cfg.sampling.watermark_interval)
     if cfg.job.checkpoint_interval_ms > 0:

@@ -17,7 +17,8 @@ prediction JSON on the main output, metrics reports and dead letters on side
 outputs, and a final report per key when a bounded input ends. The predictions an
 input element (a batch of records) produced leave as one string, their JSON lines
 joined with newlines; :func:`predictions_of` splits them again in Java, so PyFlink
-pays its per-element cost once per batch rather than once per prediction.
+pays its per-element cost once per batch rather than once per prediction. Their figures go to
+Flink's metric system once per input element too (:mod:`stratiflow.operators.metrics`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from stratiflow.config import Config
 from stratiflow.labels import LabelJoin
 from stratiflow.learning.learner import ModelState
 from stratiflow.operators.labels import KeyedLabelJoin, MapStateView, map_state
+from stratiflow.operators.metrics import ModelMetrics, stratiflow_group
 from stratiflow.operators.parse import RawParser
 from stratiflow.operators.raw import unpack
 from stratiflow.operators.tags import (
@@ -87,19 +89,29 @@ def predictions_of(scored: DataStream) -> DataStream:
 
 class _KeyedModel(KeyedProcessFunction):
     """What both operators share: the key's model state, the predictions waiting
-    for their labels, running an item, and the final report at the end of input."""
+    for their labels, running an item, the final report at the end of input, and the
+    figures each element adds to Flink's metric system."""
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         # Keyed state handles, made in open() (a function is pickled before it runs).
         self.state: ValueState | None = None
         self.waiting: MapStateView | None = None
+        self.metrics: ModelMetrics | None = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(
             ValueStateDescriptor("model-state", Types.PICKLED_BYTE_ARRAY())
         )
         self.waiting = map_state(runtime_context, "waiting-predictions")
+        group = stratiflow_group(runtime_context)
+        if group is not None:
+            self.metrics = ModelMetrics(
+                group,
+                gauge_keys=self.cfg.job.gauge_keys,
+                gauges=self.cfg.job.python_execution_mode == "process",
+                model_events=self.cfg.drift.detector is not None or bool(self.cfg.candidates),
+            )
 
     def _model_state(self, key: str, ctx: KeyedProcessFunction.Context) -> ModelState:
         """The key's state; a new key gets a model and a timer for the end of input."""
@@ -120,13 +132,29 @@ class _KeyedModel(KeyedProcessFunction):
         for prediction in out.predictions:
             lines.append(prediction_json(prediction))
         for letter in out.dead_letters:
-            yield dead_letter(letter)
+            yield self._dead_letter(letter)
         for report in out.reports:
             yield METRICS, to_json(report)
+        if out.model_events and self.metrics is not None:
+            self.metrics.model_events(out.model_events)
         for event in out.model_events:
             yield MODEL_EVENTS, to_json(event)
         for request in out.label_requests:
             yield LABEL_REQUESTS, to_json(request)
+
+    def _dead_letter(self, letter: DeadLetter) -> tuple[Any, str]:
+        if self.metrics is not None:
+            self.metrics.dead_letter(letter.reason)
+        return dead_letter(letter)
+
+    def _begin(self, state: ModelState) -> tuple[int, ...] | None:
+        """The key's counts before an element: what :meth:`_flush` measures growth from."""
+        return None if self.metrics is None else self.metrics.start(state)
+
+    def _flush(self, before: tuple[int, ...] | None, state: ModelState | None) -> None:
+        """The element's figures into Flink's metric system (once per element)."""
+        if self.metrics is not None:
+            self.metrics.flush(before, state)
 
     def _finish(self, state: ModelState, timestamp: int) -> Iterator[Any]:
         """At the end of input, the key's final report; the state is stored either way."""
@@ -162,7 +190,7 @@ class RawModelOperator(_KeyedModel):
         for raw in records:
             record = self._record(raw, key)
             if isinstance(record, DeadLetter):
-                yield dead_letter(record)
+                yield self._dead_letter(record)
             elif self.join is None:  # without the join the parser refuses label records
                 assert isinstance(record, Event)
                 items.append(record)
@@ -174,9 +202,11 @@ class RawModelOperator(_KeyedModel):
             assert self.join is not None
             self.join.end(join)
         if not items:  # only rejects: no model for a key that never had a valid record
+            self._flush(None, None)
             return
         assert self.state is not None
         state = self._model_state(key, ctx)
+        before = self._begin(state)
         lines: list[str] = []
         events: list[Event] = []  # a run of events, handled together (micro-batches)
         for item in items:
@@ -190,6 +220,7 @@ class RawModelOperator(_KeyedModel):
         if events:
             yield from self._events(state, events, lines)
         self.state.update(state)
+        self._flush(before, state)
         yield from _joined(lines)
 
     def _events(self, state: ModelState, events: list[Event], lines: list[str]) -> Iterator[Any]:
@@ -201,7 +232,9 @@ class RawModelOperator(_KeyedModel):
         assert self.state is not None
         state: ModelState | None = self.state.value()
         if state is not None:
+            before = self._begin(state)
             yield from self._finish(state, timestamp)
+            self._flush(before, state)
 
     def _record(self, raw: Any, key: str) -> Event | LabelRecord | DeadLetter:
         """One raw record parsed: an event, a label record, or its dead letter."""
@@ -238,11 +271,13 @@ class SampledModelOperator(_KeyedModel):
     def process_element(self, item: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
         assert self.state is not None and self.held is not None
         state = self._model_state(ctx.get_current_key(), ctx)
+        before = self._begin(state)
         lines: list[str] = []
         if not self.aligned:
             if not isinstance(item, LateExample):  # only an aligner needs to know
                 yield from self._run(state, item, lines)
             self.state.update(state)
+            self._flush(before, state)
             yield from _joined(lines)
             return
         aligner: EventTimeAligner | None = self.held.value()
@@ -262,6 +297,7 @@ class SampledModelOperator(_KeyedModel):
             yield from self._run(state, ready, lines)
         self._wait(aligner, timers)
         self.state.update(state)
+        self._flush(before, state)
         yield from _joined(lines)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
@@ -269,6 +305,7 @@ class SampledModelOperator(_KeyedModel):
         state: ModelState | None = self.state.value()
         if state is None:
             return
+        before = self._begin(state)
         aligner: EventTimeAligner | None = self.held.value() if self.aligned else None
         if aligner is not None:
             # Release everything the watermark has reached, not only up to this timer:
@@ -284,6 +321,7 @@ class SampledModelOperator(_KeyedModel):
             self._wait(aligner, ctx.timer_service())
             yield from _joined(lines)
         yield from self._finish(state, timestamp)
+        self._flush(before, state)
 
     def _wait(self, aligner: EventTimeAligner, timers: Any) -> None:
         """Keep a timer at the next held item's turn; store what is still held.

@@ -12,6 +12,7 @@ from pyflink.datastream import ProcessFunction
 from stratiflow.config import Config
 from stratiflow.config.model import build_model
 from stratiflow.learning.state import label_policy
+from stratiflow.operators.metrics import DeadLetterCounters, stratiflow_group
 from stratiflow.operators.raw import raw_of, unpack
 from stratiflow.operators.tags import dead_letter
 from stratiflow.records import DeadLetter, Event, LabelRecord, Rejection
@@ -82,21 +83,29 @@ class ParseEvents(ProcessFunction):
 
     Never raises on bad input: every record leaves either as an event on the
     main output or as a dead letter carrying its reason, raw payload and
-    topic/partition/offset.
+    topic/partition/offset. Dead letters are counted by reason in Flink's metric
+    system (:mod:`stratiflow.operators.metrics`; one call per dead letter, none
+    per accepted record).
     """
 
     def __init__(self, cfg: Config, *, labels_only: bool = False) -> None:
         self.cfg = cfg
         self.labels_only = labels_only
         self.parser: RawParser | None = None  # builds the model once: made in open()
+        self.dead_letters: DeadLetterCounters | None = None
 
     def open(self, runtime_context: Any) -> None:
         self.parser = RawParser(self.cfg, labels_only=self.labels_only)
+        group = stratiflow_group(runtime_context)
+        if group is not None:
+            self.dead_letters = DeadLetterCounters(group)
 
     def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterator[Any]:
         assert self.parser is not None
         result = self.parser.parse(raw_of(value))
         if isinstance(result, DeadLetter):
+            if self.dead_letters is not None:
+                self.dead_letters.inc(result.reason)
             yield dead_letter(result)
         else:
             yield result

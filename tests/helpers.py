@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from river import datasets, evaluate, linear_model, metrics, preprocessing
@@ -17,6 +19,11 @@ from stratiflow.runner.keyed import final_report, handle
 from stratiflow.validation.parse import event_from_object
 
 PHISHING_N = 1250
+#: The Grafana dashboard for the job's Prometheus metrics.
+GRAFANA_DASHBOARD = (
+    Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "stratiflow-dashboard.json"
+)
+_METRIC_NAME = re.compile(r"\bflink_[A-Za-z0-9_]+")
 
 
 def reference_model() -> Any:
@@ -244,3 +251,19 @@ def assert_predictions_equal(online: list[dict[str, Any]], reference: Any) -> No
         ), expected.id
         for c, p in expected.proba.items():
             assert abs(got["proba"][class_key(c)] - p) <= 1e-9, expected.id
+
+
+def dashboard_queries(dashboard: dict[str, Any] | None = None) -> list[str]:
+    """Every PromQL query of the Grafana dashboard: its panels' and its variables'."""
+    board = dashboard or json.loads(GRAFANA_DASHBOARD.read_text())
+    queries = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    for variable in board["templating"]["list"]:
+        if variable["type"] == "query":
+            query = variable["query"]
+            queries.append(query["query"] if isinstance(query, dict) else query)
+    return queries
+
+
+def dashboard_metrics(dashboard: dict[str, Any] | None = None) -> set[str]:
+    """The Prometheus metric names the dashboard's queries read."""
+    return {name for q in dashboard_queries(dashboard) for name in _METRIC_NAME.findall(q)}

@@ -19,7 +19,7 @@ from stratiflow.cli.tables import format_record
 from stratiflow.io import kafka as kafka_io
 from stratiflow.io.sources import river_events
 from stratiflow.local import broker, provision
-from stratiflow.local.errors import LocalInfraError, PortInUseError
+from stratiflow.local.errors import PortInUseError
 from stratiflow.local.paths import REPO_ROOT, local_paths
 from stratiflow.local.procs import free_port, job_environ
 from stratiflow.records import to_json_bytes
@@ -51,18 +51,15 @@ def _river_accuracy() -> float:
 
 def run_demo(port: int = 9092, keep: bool = False) -> int:
     started = time.monotonic()
+    # A LocalInfraError (no Java, no Maven to provision with...) is one error line, exit 2.
+    provision.ensure_provisioned()
+    # The demo's own broker instance starts from empty topics every time.
+    broker.stop(INSTANCE, purge=True)
     try:
-        provision.ensure_provisioned()
-        # The demo's own broker instance starts from empty topics every time.
-        broker.stop(INSTANCE, purge=True)
-        try:
-            info = broker.start(port, instance=INSTANCE)
-        except PortInUseError:
-            info = broker.start(free_port(), instance=INSTANCE)
-            _say(f"port {port} is taken; using {info.port}")
-    except LocalInfraError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        info = broker.start(port, instance=INSTANCE)
+    except PortInUseError:
+        info = broker.start(free_port(), instance=INSTANCE)
+        _say(f"port {port} is taken; using {info.port}")
     bootstrap = f"127.0.0.1:{info.port}"
     _say(f"Apache Kafka {provision.KAFKA_VERSION} (KRaft) ready on {bootstrap}")
     try:
@@ -136,9 +133,12 @@ def _run(bootstrap: str, started: float) -> int:
     reader.close()
     code = job.wait()
     if code != 0 or final is None:
-        print(f"error: the job failed (exit {code}); its log: {log}", file=sys.stderr)
-        print(Path(log).read_text()[-3000:], file=sys.stderr)
-        return 1
+        print(Path(log).read_text(errors="replace")[-3000:], file=sys.stderr)
+        print(
+            f"error: the job failed (exit {code}); the end of its log {log} is above",
+            file=sys.stderr,
+        )
+        return 2
 
     predictions = sum(1 for _ in kafka_io.read_topic(bootstrap, "predictions", idle_timeout_s=2))
     letters = [

@@ -1,38 +1,56 @@
-"""The ``stratiflow`` command line: produce, submit, tail, backtest, demo, local.
+"""The ``stratiflow`` command line: produce, submit, tail, backtest, doctor, demo, local.
 
 The CLI never imports PyFlink itself: jobs run in their own Python process
 (``python -m jobs.train_predict`` locally, ``flink run -py`` on a cluster), so
-this module stays in the pure core.
+this module stays in the pure core. How a command fails (one ``error:`` line, exit
+status 2) is :mod:`stratiflow.cli.errors`; progress bars are :mod:`stratiflow.cli.progress`.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from kafka.errors import KafkaError
 
+from stratiflow.cli.child import run_child
 from stratiflow.cli.dashboard import add_dashboard_commands
 from stratiflow.cli.demo import run_demo
+from stratiflow.cli.doctor import add_doctor_command, version_text
+from stratiflow.cli.errors import (
+    DEBUG_ENV,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    CliError,
+    configure_logging,
+    debug_enabled,
+    run_command,
+)
 from stratiflow.cli.oracle import add_oracle_command
+from stratiflow.cli.progress import LineCounter, Progress, count_lines
 from stratiflow.cli.tables import format_tail
 from stratiflow.config import Config, ConfigError, load_cli_config, redact
+from stratiflow.config.fields import did_you_mean
 from stratiflow.io import kafka as kafka_io
 from stratiflow.io import sources
-from stratiflow.io.preflight import PreflightError, check_jars, check_kafka, check_tls
+from stratiflow.io.preflight import check_broker, check_jars, check_kafka
 from stratiflow.io.sources import dataset_names, is_label_record, jsonl_lines, record_key
 from stratiflow.local import flink
 from stratiflow.local.cli import add_local_commands, plural
 from stratiflow.local.flink import stop_job
 from stratiflow.local.paths import REPO_ROOT, local_paths
-from stratiflow.local.procs import job_environ
+from stratiflow.local.procs import java_executable, job_environ
 from stratiflow.records import Rejection, to_json_bytes
-from stratiflow.snapshots import SnapshotError, key_from_env, write_snapshot
+from stratiflow.snapshots import key_from_env, write_snapshot
+
+__all__ = ["Progress", "build_parser", "main", "submit_command"]
 
 #: The job graphs ``flink run -py`` gets: ``jobs/`` of the repo, installed as ``stratiflow.jobs``.
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
@@ -42,7 +60,9 @@ JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 
 
 def _config_from(args: argparse.Namespace, *, check_model: bool = True) -> Config:
-    return load_cli_config(args.config, args.set, args.bootstrap_servers, check_model=check_model)
+    cfg = load_cli_config(args.config, args.set, args.bootstrap_servers, check_model=check_model)
+    args.kafka_servers = cfg.kafka.bootstrap_servers  # named in Kafka client errors
+    return cfg
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -57,82 +77,89 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class Progress:
-    """A one-line progress bar on stderr (no-op when stderr is not a terminal and quiet)."""
-
-    def __init__(self, total: int | None, stream: TextIO = sys.stderr, quiet: bool = False):
-        self.total, self.stream, self.quiet = total, stream, quiet
-        self.count = 0
-        self.start = time.monotonic()
-        self._last_draw = 0.0
-
-    def update(self, n: int = 1) -> None:
-        self.count += n
-        now = time.monotonic()
-        if now - self._last_draw >= 0.2:
-            self._draw(now)
-
-    def close(self) -> None:
-        self._draw(time.monotonic())
-        if not self.quiet:
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def _draw(self, now: float) -> None:
-        self._last_draw = now
-        if self.quiet:
-            return
-        rate = self.count / max(now - self.start, 1e-9)
-        if self.total:
-            done = int(30 * self.count / self.total)
-            bar = "#" * done + "." * (30 - done)
-            text = f"\r[{bar}] {self.count}/{self.total} events  {rate:,.0f} ev/s"
-        else:
-            text = f"\r{self.count} events  {rate:,.0f} ev/s"
-        self.stream.write(text)
-        self.stream.flush()
+def _require_broker(cfg: Config) -> None:
+    """Fail in seconds, with one sentence, when the broker is down or TLS to it fails
+    with this config (e.g. a CA that did not sign the broker's certificate), not after
+    the Kafka client's retries."""
+    check_broker(cfg.kafka.bootstrap_servers, cfg.kafka.properties)
 
 
-def _tls_ok(cfg: Config) -> bool:
-    """False, after saying why on stderr, when TLS to the broker fails with this config
-    (e.g. a CA that did not sign the broker's certificate): fail in seconds, not after
-    the client's retries."""
+def _events_file(path: Path, flag: str = "--events") -> Path:
+    """``path`` when it is a file that looks like JSONL; :class:`CliError` saying what is
+    wrong otherwise."""
+    if not path.exists():
+        raise CliError(f"{path} does not exist ({flag} takes a JSONL file of events)")
+    if path.is_dir():
+        raise CliError(f"{path} is a directory ({flag} takes a JSONL file of events)")
+    problem = _not_jsonl(path)
+    if problem is not None:
+        raise CliError(f"{path} is not JSONL: {problem} ({flag} takes one JSON event per line)")
+    return path
 
-    try:
-        check_tls(cfg.kafka.bootstrap_servers, cfg.kafka.properties)
-    except PreflightError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return False
-    return True
+
+def _not_jsonl(path: Path, lines: int = 20) -> str | None:
+    """Why ``path`` does not look like JSONL (none of its first ``lines`` non-blank lines
+    is a JSON object), or ``None`` (an empty file is JSONL without events)."""
+    first: str | None = None
+    for seen, (number, raw) in enumerate(jsonl_lines(path)):
+        if seen >= lines:
+            break
+        try:
+            if isinstance(json.loads(raw), dict):
+                return None
+            why = "is not a JSON object"
+        except ValueError:  # UnicodeDecodeError too
+            why = "is not JSON"
+        first = first or f"line {number + 1} {why} ({raw[:40]!r})"
+    return first
 
 
 # -- produce --------------------------------------------------------------------------------
 
 
-def _produce_records(args: argparse.Namespace) -> Iterable[bytes]:
-
+def _produce_records(args: argparse.Namespace) -> tuple[Iterable[bytes], int | None]:
+    """The records ``produce`` sends, and how many there are when that is known."""
     source = str(args.source)
     keys = [k for k in (args.keys or "default").split(",") if k]
     start_ts = args.start_ts if args.start_ts is not None else int(time.time() * 1000)
     path = Path(source)
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or (
-        path.exists() and path.suffix.lower() != ".csv"
-    ):
-        if not path.is_file():
-            raise ValueError(f"{path} does not exist")
-        return sources.jsonl_records(path)
-    if path.suffix.lower() == ".csv":
-        if not path.is_file():
-            raise ValueError(f"{path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json", ".csv") or path.exists():
+        if not path.exists():
+            raise CliError(f"{path} does not exist")
+        if path.is_dir():
+            raise CliError(f"{path} is a directory; give a .jsonl or .csv file, or a dataset")
+    if suffix != ".csv" and path.is_file():
+        problem = _not_jsonl(path)
+        if problem is not None:
+            print(
+                f"warning: {path} does not look like JSONL ({problem}); its lines are sent as "
+                "they are, and the job will dead-letter what is not an event",
+                file=sys.stderr,
+            )
+        return sources.jsonl_records(path), count_lines(path)
+    if suffix == ".csv":
         events: Iterable[dict[str, Any]] = sources.csv_events(
             path,
             label_column=args.label_column,
             start_ts=start_ts,
             interval_ms=args.interval_ms,
         )
-        return (to_json_bytes(e) for e in events)
+        return (to_json_bytes(e) for e in events), max(count_lines(path) - 1, 0)
+    name = source.lower()
+    if name not in dataset_names():
+        raise CliError(
+            f"{source!r} is neither a file nor a dataset (a .jsonl or .csv file, or one of: "
+            f"{', '.join(dataset_names())}){did_you_mean(name, dataset_names())}"
+        )
+    if args.minority_share is not None and not 0.0 < args.minority_share < 1.0:
+        raise CliError(f"--minority-share must be between 0 and 1, got {args.minority_share}")
+    if not 0.0 <= args.unlabelled_fraction <= 1.0:
+        raise CliError(
+            f"--unlabelled-fraction must be between 0 and 1, got {args.unlabelled_fraction}"
+        )
     events = sources.river_events(
-        source.lower(),
+        name,
         n=args.n,
         seed=args.seed,
         start_ts=start_ts,
@@ -142,8 +169,18 @@ def _produce_records(args: argparse.Namespace) -> Iterable[bytes]:
         minority_share=args.minority_share,
     )
     if args.label_delay is not None:
-        events = sources.with_delayed_labels(list(events), args.label_delay)
-    return (to_json_bytes(e) for e in events)
+        delayed = sources.with_delayed_labels(list(events), args.label_delay)
+        return (to_json_bytes(e) for e in delayed), len(delayed)
+    return (to_json_bytes(e) for e in events), sources.dataset_length(name, args.n)
+
+
+def _read_from(records: Iterable[bytes], source: str) -> Iterator[bytes]:
+    """``records``, with a file that cannot be read (not UTF-8, a broken CSV) reported as
+    the file's fault."""
+    try:
+        yield from records
+    except (ValueError, csv.Error) as exc:
+        raise CliError(f"cannot read {source}: {exc}") from None
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -152,21 +189,17 @@ def cmd_produce(args: argparse.Namespace) -> int:
     topic = args.topic or cfg.topics.events
     # Label records (no features) go to their own topic when the job reads them there.
     labels_topic = cfg.topics.labels if cfg.labels.source == "topic" else topic
-    try:
-        records = _produce_records(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    # Known only when the user said how many; files and whole datasets count up.
-    total = args.limit if args.limit is not None else args.n
-    if not _tls_ok(cfg):
-        return 2
+    records, total = _produce_records(args)
+    if args.limit is not None:
+        total = args.limit if total is None else min(total, args.limit)
+    _require_broker(cfg)
     producer = kafka_io.producer(cfg.kafka.bootstrap_servers, cfg.kafka.properties)
     progress = Progress(total, quiet=args.quiet)
     start = time.monotonic()
     sent = 0
+    where = f"to {topic} on {cfg.kafka.bootstrap_servers}"
     try:
-        for raw in records:
+        for raw in _read_from(records, str(args.source)):
             if args.limit is not None and sent >= args.limit:
                 break
             if args.rate:
@@ -178,10 +211,14 @@ def cmd_produce(args: argparse.Namespace) -> int:
             sent += 1
             progress.update()
         producer.flush()
-    finally:
-        producer.close()
+    except KeyboardInterrupt:
         progress.close()
-    print(f"produced {sent} events to {topic} on {cfg.kafka.bootstrap_servers}", file=sys.stderr)
+        print(f"interrupted: {progress.summary('produced', where)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        producer.close(timeout=10)  # after Ctrl-C or an error, do not wait for ever
+        progress.close()
+    print(progress.summary("produced", where), file=sys.stderr)
     return 0
 
 
@@ -193,8 +230,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     cfg = _config_from(args, check_model=False)
     topic = getattr(cfg.topics, args.topic.replace("-", "_"), args.topic)
     follow = args.max is None and args.idle_exit is None
-    if not _tls_ok(cfg):
-        return 2
+    _require_broker(cfg)
     count = 0
     try:
         for record in kafka_io.read_topic(
@@ -211,7 +247,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
             print(value.decode("utf-8", "replace") if args.json else format_tail(value))
             count += 1
     except KeyboardInterrupt:
-        pass
+        pass  # how a follow ends: the count below, exit 0
     print(f"({count} records from {topic})", file=sys.stderr)
     return 0
 
@@ -220,8 +256,7 @@ def cmd_transactions(args: argparse.Namespace) -> int:
     """List (and with ``--abort``, abort) the open Kafka transactions of the job's sinks."""
 
     cfg = _config_from(args, check_model=False)
-    if not _tls_ok(cfg):
-        return 2
+    _require_broker(cfg)
     prefix = f"{cfg.job.transactional_id_prefix}-"
     bootstrap = cfg.kafka.bootstrap_servers
     # A running job rotates its transactions at every checkpoint; one much older than
@@ -326,13 +361,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if not args.no_preflight:
-        try:
-            check_jars(local_paths().lib_dir)
-            for warning in check_kafka(cfg):
-                print(f"warning: {warning}", file=sys.stderr)
-        except PreflightError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        java_executable("the job (PyFlink starts a JVM)")
+        check_jars(local_paths().lib_dir)
+        for warning in check_kafka(cfg):
+            print(f"warning: {warning}", file=sys.stderr)
     command, env = submit_command(args)
     if args.detached and not args.jobmanager:
         log = local_paths().log_dir / f"job-{int(time.time())}.log"
@@ -348,16 +380,29 @@ def cmd_submit(args: argparse.Namespace) -> int:
             )
         print(f"job running in the background (pid {proc.pid}, log {log})")
         return 0
-    return subprocess.call(command, env=env, cwd=REPO_ROOT)
+    return _child_status("the job", run_child(command, env=env, cwd=REPO_ROOT))
+
+
+def _child_status(what: str, code: int) -> int:
+    """The exit status for a job's own: 0, or 2 with one ``error:`` line (unless the job
+    printed its own: it exits 2 after an ``error:`` line of its own)."""
+    if code in (0, EXIT_ERROR):
+        return code
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    print(f"error: {what} {how} (its output is above)", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _jobmanager(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise CliError(f"--jobmanager: expected HOST:PORT (e.g. 127.0.0.1:8081), got {value!r}")
+    return value
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
 
-    try:
-        location = stop_job(args.jobmanager, job_id=args.job, savepoint_dir=args.savepoint)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    location = stop_job(_jobmanager(args.jobmanager), job_id=args.job, savepoint_dir=args.savepoint)
     if location:
         print(location)
         print(
@@ -375,23 +420,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     from stratiflow.validation.parse import parse_event
 
     cfg = _config_from(args)
+    path = _events_file(Path(args.events))
+    key = key_from_env(cfg.snapshots.key_env)
+    progress = Progress(count_lines(path), unit="records")
+    rejected: list[tuple[int, Rejection]] = []
+
+    def parsed() -> Iterator[Any]:
+        for number, raw in jsonl_lines(path):
+            record = parse_event(raw, rules=cfg.validation)
+            progress.update()
+            if isinstance(record, Rejection):
+                rejected.append((number, record))
+            else:
+                yield record
+
     try:
-        key = key_from_env(cfg.snapshots.key_env)
-    except SnapshotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    path = Path(args.events)
-    if not path.is_file():
-        print(f"error: {path} does not exist", file=sys.stderr)
-        return 2
-    records, rejected = [], 0
-    for _, raw in jsonl_lines(path):
-        parsed = parse_event(raw, rules=cfg.validation)
-        if isinstance(parsed, Rejection):
-            rejected += 1
-        else:
-            records.append(parsed)
-    result = replay(records, cfg)
+        result = replay(parsed(), cfg)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"interrupted: {progress.summary('read')}; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        progress.close()
+    used = progress.count - len(rejected)
+    if used == 0:
+        first = (
+            f"; line {rejected[0][0] + 1}: {rejected[0][1].reason} ({rejected[0][1].detail})"
+            if rejected
+            else ""
+        )
+        raise CliError(
+            f"{path} holds no valid event ({len(rejected)} lines rejected{first}); "
+            "nothing to train on"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for model_key, state in sorted(result.states.items()):
@@ -403,26 +464,50 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{target}: key {model_key}, learned {state.model_version} examples, "
             f"prequential accuracy {'-' if accuracy is None else f'{accuracy:.4f}'}"
         )
-    print(f"{len(records)} records used, {rejected} rejected", file=sys.stderr)
+    summary = progress.summary("trained on", f"({used:,} used, {len(rejected):,} rejected)")
+    print(f"{summary}; {plural(len(result.states), 'snapshot')} in {out}", file=sys.stderr)
     return 0
+
+
+#: The backtest's output files whose lines answer an input record (one each).
+_ANSWERS = ("predictions.jsonl", "dead_letters.jsonl")
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     _config_from(args)
-    if not Path(args.events).is_file():
-        print(f"error: {args.events} does not exist", file=sys.stderr)
-        return 2
+    events = _events_file(Path(args.events))
+    java_executable("the backtest (PyFlink starts a JVM)")
+    check_jars(local_paths().lib_dir)
+    out = Path(args.out).resolve()
     command = [
         sys.executable,
         "-m",
         "jobs.backtest",
         "--events",
-        str(Path(args.events).resolve()),
+        str(events.resolve()),
         "--out",
-        str(Path(args.out).resolve()),
+        str(out),
         *_job_args(args),
     ]
-    return subprocess.call(command, cwd=REPO_ROOT, env=job_environ())
+    # Each input record ends as a prediction or a dead letter (label records as neither):
+    # the lines of those two files, against the input's, are the progress.
+    counters = [LineCounter(out / name, since=time.time()) for name in _ANSWERS]
+    progress = Progress(count_lines(events), unit="records")
+
+    def poll() -> None:
+        progress.set(sum(c.poll() for c in counters))
+
+    try:
+        code = run_child(command, cwd=REPO_ROOT, env=job_environ(), every=poll)
+    finally:
+        progress.close()
+    if code != 0:
+        return _child_status("the backtest", code)
+    predictions, dead = (c.poll() for c in counters)
+    progress.set(predictions + dead)
+    detail = f"with {predictions:,} predictions and {dead:,} dead letters"
+    print(f"{progress.summary('backtest answered', detail)}; outputs in {out}", file=sys.stderr)
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -433,9 +518,56 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- parser ---------------------------------------------------------------------------------
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the versions are looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(version_text())
+        parser.exit()
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Every parser under ``parser`` (``local broker`` included), each once."""
+    seen: set[int] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if id(sub) not in seen:
+                    seen.add(id(sub))
+                    yield sub
+                    yield from _subparsers(sub)
+
+
+def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` before or after the subcommand (``stratiflow tail metrics --debug``)."""
+    help_text = f"print tracebacks and the libraries' log messages (or set {DEBUG_ENV}=1)"
+    parser.add_argument("--debug", action="store_true", help=help_text)
+    for sub in _subparsers(parser):
+        if "--debug" not in sub._option_string_actions:
+            # SUPPRESS: not given after the subcommand leaves the top-level value alone.
+            sub.add_argument(
+                "--debug", action="store_true", default=argparse.SUPPRESS, help=help_text
+            )
+
+
+EXIT_STATUSES = (
+    "exit status: 0 success; 1 the command ran and its answer is no (`transactions --abort` "
+    "kept one, the demo's check failed); 2 error (one `error:` line says what to fix); "
+    "3 `local ... status`: not running; 130 interrupted (Ctrl-C)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
 
-    parser = argparse.ArgumentParser(prog="stratiflow", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="stratiflow", description=__doc__.splitlines()[0], epilog=EXIT_STATUSES
+    )
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the versions of stratiflow and its engines"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("produce", help="send events from a file or River dataset to Kafka")
@@ -573,7 +705,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_oracle_command(sub, _add_config_args, _config_from)
     add_dashboard_commands(sub, _add_config_args, _config_from)
+    add_doctor_command(sub, _add_config_args, _config_from)
     add_local_commands(sub)
+    _add_debug_flag(parser)  # last: every subcommand above gets it
     return parser
 
 
@@ -588,21 +722,20 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit status: the subcommand's (0 on success), or 2 after a
-        configuration error, which is printed to stderr.
+        The exit status: the subcommand's (0 on success), 2 after an error, printed as
+        one ``error: ...`` line on stderr (with the traceback too under ``--debug`` or
+        ``STRATIFLOW_DEBUG=1``), 130 after Ctrl-C; see :mod:`stratiflow.cli.errors`.
 
     Raises
     ------
     SystemExit
-        On ``--help`` or arguments the parser refuses (as :mod:`argparse` does).
+        On ``--help``, ``--version`` or arguments the parser refuses (as :mod:`argparse`
+        does: usage, then one error line, status 2).
     """
     args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return code
+    debug = debug_enabled(getattr(args, "debug", False))
+    configure_logging(debug)
+    return run_command(args.func, args, debug=debug)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from stratiflow.cli.errors import CliError
 from stratiflow.config import Config
 from stratiflow.curation import LabelOracle, read_true_labels
 from stratiflow.io import kafka as kafka_io
+from stratiflow.io.preflight import check_broker
 from stratiflow.records import to_json_bytes
 
 __all__ = ["add_oracle_command", "run_oracle"]
@@ -97,12 +99,15 @@ def run_oracle(
 
 def _cmd(args: argparse.Namespace, config_from: Callable[..., Config]) -> int:
     cfg = config_from(args, check_model=False)
+    if not args.labels.is_file():
+        what = "is a directory" if args.labels.is_dir() else "does not exist"
+        raise CliError(f"{args.labels} {what} (--labels takes a JSONL file of true labels)")
     try:
         labels = read_true_labels(args.labels)
         oracle = LabelOracle(labels, args.delay_ms, args.noise, args.seed, args.annotator)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:  # a line that is not JSON (UnicodeDecodeError too), --noise
+        raise CliError(str(exc)) from None
+    check_broker(cfg.kafka.bootstrap_servers, cfg.kafka.properties)
     return run_oracle(cfg, oracle, max_requests=args.max, idle_exit=args.idle_exit)
 
 

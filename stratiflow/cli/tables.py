@@ -397,11 +397,20 @@ def format_model_event(obj: dict[str, Any]) -> str:
 
 def format_tail(value: bytes) -> str:
     """What ``tail`` prints for a record: a table per metrics report (followed by a blank
-    line), one line for anything else."""
+    line), one line for anything else.
+
+    >>> format_tail(b'{"y_pred": true, "proba": 3}')  # not a prediction after all
+    '{"y_pred": true, "proba": 3}'
+    """
     try:
         obj = json.loads(value)
     except ValueError:
         obj = None
-    if is_metrics_record(obj):
-        return format_metrics_report(obj) + "\n"
-    return format_record(value)
+    try:
+        if is_metrics_record(obj):
+            return format_metrics_report(obj) + "\n"
+        return format_record(value)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        # A record that looks like one of ours but is not (any topic can be tailed):
+        # shown as it is rather than stopping the tail.
+        return value.decode("utf-8", "replace")

@@ -6,8 +6,9 @@ Every check raises :class:`~stratiflow.config.errors.ConfigError` with the field
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stratiflow.config.errors import ConfigError
@@ -15,6 +16,8 @@ from stratiflow.config.errors import ConfigError
 __all__ = [
     "DURATION_PATTERN",
     "choice",
+    "close_match",
+    "did_you_mean",
     "known_classes",
     "no_unknown",
     "parse_duration_ms",
@@ -122,16 +125,75 @@ def read_section(raw: dict[str, Any], name: str, cls: type, durations: tuple[str
     return cls(**value)
 
 
+def close_match(word: str, known: Iterable[str]) -> str | None:
+    """The one of ``known`` that ``word`` most likely misspells (case aside), if any.
+
+    Parameters
+    ----------
+    word
+        What was given.
+    known
+        The names that exist.
+
+    Returns
+    -------
+    str or None
+        The closest name (:func:`difflib.get_close_matches`, cutoff 0.6), or ``None``
+        when none is close.
+
+    Examples
+    --------
+    >>> close_match("LogisticRegresion", ["LogisticRegression", "Perceptron"])
+    'LogisticRegression'
+    >>> close_match("modle", ["job", "model", "metrics"]), close_match("xyz", ["model"])
+    ('model', None)
+    """
+    by_lower: dict[str, str] = {}
+    for name in known:
+        by_lower.setdefault(name.lower(), name)
+    found = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[found[0]] if found else None
+
+
+def did_you_mean(word: str, known: Iterable[str], prefix: str = "") -> str:
+    """``"; did you mean PREFIX+MATCH?"`` for the :func:`close_match` of ``word``, else ``""``.
+
+    >>> did_you_mean("report_evry", ["report_every", "window"], "metrics.")
+    '; did you mean metrics.report_every?'
+    """
+    match = close_match(word, known)
+    return f"; did you mean {prefix}{match}?" if match is not None else ""
+
+
 def no_unknown(value: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    """Raise :class:`ConfigError` naming the first key of ``value`` not in ``allowed``
+    (with the closest allowed one, when one is close).
+
+    >>> no_unknown({"modle": []}, ("job", "model"), "")
+    Traceback (most recent call last):
+    ...
+    stratiflow.config.errors.ConfigError: modle: unknown field (expected ...); did you mean model?
+    """
     for key in value:
         if key not in allowed:
             path = f"{where}.{key}" if where else str(key)
-            raise ConfigError(path, f"unknown field (expected one of: {', '.join(allowed)})")
+            hint = did_you_mean(str(key), allowed, f"{where}." if where else "")
+            raise ConfigError(path, f"unknown field (expected one of: {', '.join(allowed)}){hint}")
 
 
 def choice(value: str, allowed: tuple[str, ...], path: str) -> None:
+    """Raise :class:`ConfigError` when ``value`` is not one of ``allowed`` (with the
+    closest one, when one is close).
+
+    >>> choice("acuracy", ("accuracy", "macro_f1"), "selection.metric")
+    Traceback (most recent call last):
+    ...
+    stratiflow.config.errors.ConfigError: selection.metric: 'acuracy' is not one of: \
+...; did you mean accuracy?
+    """
     if value not in allowed:
-        raise ConfigError(path, f"{value!r} is not one of: {', '.join(allowed)}")
+        hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
+        raise ConfigError(path, f"{value!r} is not one of: {', '.join(allowed)}{hint}")
 
 
 def known_classes(target: Mapping[str, float], known: tuple[str, ...], why: str) -> None:

@@ -55,7 +55,8 @@ DURATIONS = (
 
 @dataclass(frozen=True)
 class JobSettings:
-    """How the job runs: parallelism, checkpoints, delivery, restarts and input batching.
+    """How the job runs: parallelism, checkpoints, delivery, restarts, input batching and the
+    figures it gives Flink's metric system.
 
     Attributes
     ----------
@@ -101,6 +102,14 @@ class JobSettings:
     #: Flink configuration keys set on the job's environment, e.g.
     #: ``python.fn-execution.bundle.size``; they win over stratiflow's own settings.
     flink: Mapping[str, str] = field(default_factory=dict)
+    #: Serve Flink's metrics, stratiflow's among them, to Prometheus on this port of the job's
+    #: own MiniCluster (``stratiflow submit`` without ``--jobmanager``; 0: off). A cluster
+    #: serves them from its own configuration (``stratiflow local flink start
+    #: --prometheus-port``, deploy/).
+    prometheus_port: int = 0
+    #: Each model subtask gives the first this many model keys it scores a Flink gauge of
+    #: the serving model's rolling accuracy (0: none); the counters cover every key.
+    gauge_keys: int = 20
 
 
 @dataclass(frozen=True)
@@ -188,6 +197,12 @@ def parse_job(raw: dict[str, Any]) -> JobSettings:
     )
     if job.input_batch_size < 1:
         raise ConfigError("job.input_batch_size", "must be at least 1 (1: no batching)")
+    if not 0 <= job.prometheus_port <= 65535:
+        raise ConfigError(
+            "job.prometheus_port", f"must be a TCP port or 0 (off), got {job.prometheus_port}"
+        )
+    if job.gauge_keys < 0:
+        raise ConfigError("job.gauge_keys", "must be 0 (no accuracy gauges) or more")
     if not isinstance(job.flink, Mapping):
         raise ConfigError("job.flink", "must be a mapping of Flink configuration keys")
     job = replace(job, flink={str(k): _flink_value(v) for k, v in job.flink.items()})

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from stratiflow.config.errors import ConfigError
+from stratiflow.config.fields import close_match, did_you_mean
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -58,6 +62,13 @@ def model_steps(value: Any) -> tuple[ModelStep, ...]:
     """The ``model`` section as steps (the default pipeline when it is missing)."""
     if value is None:
         return DEFAULT_MODEL
+    if isinstance(value, dict):
+        raise ConfigError(
+            "model",
+            "must be a list of steps, not a mapping: e.g. [preprocessing.StandardScaler, "
+            "{linear_model.LogisticRegression: {l2: 0.0}}] (on the command line: "
+            "--set 'model=[linear_model.LogisticRegression]')",
+        )
     if not isinstance(value, list) or not value:
         raise ConfigError("model", "must be a non-empty list of {estimator: {params}}")
     message = "each step is one mapping {module.Estimator: {params}}"
@@ -164,6 +175,38 @@ def is_binary(model: Any) -> bool:
 def instantiate(
     path: str, params: Mapping[str, Any], where: str, any_river_object: bool = False
 ) -> Any:
+    """A River object from its path under ``river.`` and its parameters.
+
+    Parameters
+    ----------
+    path
+        ``module.Class`` under ``river.``, e.g. ``linear_model.LogisticRegression``.
+    params
+        The class's keyword arguments (a value may itself be ``{module.Class: {params}}``).
+    where
+        The config path errors start with.
+    any_river_object
+        Accept any River object (optimizers, losses, detectors), not only estimators.
+
+    Returns
+    -------
+    Any
+        The instance.
+
+    Raises
+    ------
+    ConfigError
+        No such module or class (with the closest existing path, when one is close), a
+        parameter the class does not take, or a value the class refuses.
+
+    Examples
+    --------
+    >>> instantiate("linear_model.LogisticRegresion", {}, "model[0]")
+    Traceback (most recent call last):
+    ...
+    stratiflow.config.errors.ConfigError: model[0]: river.linear_model has no estimator \
+'LogisticRegresion'; did you mean linear_model.LogisticRegression?
+    """
     from river import base as river_base
 
     base = river_base.Base if any_river_object else river_base.Estimator
@@ -175,23 +218,93 @@ def instantiate(
     try:
         module = importlib.import_module(f"river.{module_name}")
     except ImportError:
-        raise ConfigError(where, f"river has no module {module_name!r}") from None
+        hint = _suggest_path(module_name, class_name, base, module_exists=False)
+        raise ConfigError(where, f"river has no module {module_name!r}{hint}") from None
     cls = getattr(module, class_name, None)
     if not inspect.isclass(cls) or not issubclass(cls, base):
         kind = "estimator" if base is river_base.Estimator else "class"
-        raise ConfigError(where, f"river.{module_name} has no {kind} {class_name!r}")
+        hint = _suggest_path(module_name, class_name, base, module_exists=True)
+        raise ConfigError(where, f"river.{module_name} has no {kind} {class_name!r}{hint}")
     signature = inspect.signature(cls)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
     kwargs = {}
     for name, value in params.items():
         if name not in signature.parameters and not accepts_any:
-            allowed = ", ".join(p for p in signature.parameters if p not in ("args", "kwargs"))
-            raise ConfigError(f"{where}.{name}", f"unknown parameter (accepted: {allowed})")
+            accepted = [p for p in signature.parameters if p not in ("args", "kwargs")]
+            raise ConfigError(
+                f"{where}.{name}",
+                f"unknown parameter (accepted: {', '.join(accepted)})"
+                + did_you_mean(str(name), accepted),
+            )
         kwargs[name] = _param_value(value, f"{where}.{name}")
     try:
         return cls(**kwargs)
     except Exception as exc:  # River validates in constructors with assorted exception types
         raise ConfigError(where, f"cannot build {path}: {exc}") from None
+
+
+#: River modules that hold no estimators (or need test-only dependencies).
+_NOT_ESTIMATOR_MODULES = frozenset({"api", "checks", "conf", "conftest", "test_estimators"})
+
+
+@cache
+def _river_modules() -> tuple[str, ...]:
+    """River's public modules and their public subpackages (``drift.binary``), by path
+    under ``river.``, listed from the file system (nothing is imported)."""
+    import river
+
+    root = Path(next(iter(river.__path__)))
+    names: list[str] = []
+    for info in pkgutil.iter_modules([str(root)]):
+        if info.name.startswith("_") or info.name in _NOT_ESTIMATOR_MODULES:
+            continue
+        names.append(info.name)
+        if info.ispkg:
+            names += [
+                f"{info.name}.{sub.name}"
+                for sub in pkgutil.iter_modules([str(root / info.name)])
+                if sub.ispkg and not sub.name.startswith(("_", "test"))
+            ]
+    return tuple(names)
+
+
+def _classes(module_name: str, base: type) -> list[str]:
+    """The public ``base`` subclasses ``river.<module_name>`` exposes."""
+    try:
+        module = importlib.import_module(f"river.{module_name}")
+    except Exception:  # a River module that needs an optional dependency
+        return []
+    return [
+        name
+        for name, obj in vars(module).items()
+        if not name.startswith("_") and inspect.isclass(obj) and issubclass(obj, base)
+    ]
+
+
+def _suggest_path(module_name: str, class_name: str, base: type, *, module_exists: bool) -> str:
+    """``"; did you mean module.Class?"`` for a path that names nothing, else ``""``.
+
+    Only runs when a config is wrong: it imports every River module (about a second).
+    The same class in another module wins over a close name in this one
+    (``linear_model.HoeffdingTreeClassifier`` is ``tree.HoeffdingTreeClassifier``),
+    which wins over a close name anywhere.
+    """
+    everywhere: dict[str, str] = {}
+    for module in _river_modules():
+        for name in _classes(module, base):
+            everywhere.setdefault(name, f"{module}.{name}")
+    exact = {name.lower(): path for name, path in everywhere.items()}.get(class_name.lower())
+    if exact is not None:
+        return f"; did you mean {exact}?"
+    own = close_match(class_name, _classes(module_name, base)) if module_exists else None
+    if own is not None:
+        return f"; did you mean {module_name}.{own}?"
+    anywhere = close_match(class_name, everywhere)
+    if anywhere is not None:
+        return f"; did you mean {everywhere[anywhere]}?"
+    if not module_exists:
+        return did_you_mean(module_name, _river_modules())
+    return ""
 
 
 def _param_value(value: Any, where: str) -> Any:

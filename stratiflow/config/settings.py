@@ -9,7 +9,8 @@ submit time with a message naming the field, never halfway through a job.
 >>> load_config({"metrics": {"report_evry": 5}})
 Traceback (most recent call last):
 ...
-stratiflow.config.errors.ConfigError: metrics.report_evry: unknown field (expected one of: ...)
+stratiflow.config.errors.ConfigError: metrics.report_evry: unknown field (expected one of: \
+...); did you mean metrics.report_every?
 """
 
 from __future__ import annotations
@@ -261,8 +262,14 @@ def load_config(
             loaded = yaml.safe_load(path.read_text())
         except FileNotFoundError:
             raise ConfigError("", f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError("", f"config file {path} is a directory, not a YAML file") from None
+        except OSError as exc:
+            raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError("", f"config file {path} is not a text (UTF-8) file") from None
         except yaml.YAMLError as exc:
-            raise ConfigError("", f"{path} is not valid YAML: {exc}") from None
+            raise ConfigError("", f"{path} is not valid YAML: {yaml_problem(exc)}") from None
         raw = loaded if loaded is not None else {}
     if not isinstance(raw, dict):
         raise ConfigError("", "the config must be a mapping of sections")
@@ -315,9 +322,14 @@ def load_cli_config(
     overrides: dict[str, Any] = {}
     for item in set_items or []:
         dotted, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(item, "expected PATH=VALUE")
-        overrides[dotted] = yaml.safe_load(value)
+        if not sep or not dotted.strip():
+            raise ConfigError(item, "expected PATH=VALUE, e.g. --set metrics.report_every=100")
+        try:
+            overrides[dotted] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                dotted, f"{value!r} is not a YAML value: {yaml_problem(exc)}"
+            ) from None
     if bootstrap_servers:
         overrides["kafka.bootstrap_servers"] = bootstrap_servers
     return load_config(path, overrides, check_model=check_model)
@@ -457,10 +469,30 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node = raw
     for part in parts[:-1]:
         child = node.setdefault(part, {})
+        if isinstance(child, list):
+            raise ConfigError(
+                dotted, f"{part} is a list, not a section: set it whole, e.g. --set '{part}=[...]'"
+            )
         if not isinstance(child, dict):
             raise ConfigError(dotted, f"{part} is not a section")
         node = child
     node[parts[-1]] = value
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """What a YAML error says, on one line, with where it happened.
+
+    >>> try:
+    ...     yaml.safe_load("model: [\\n  - a\\n")
+    ... except yaml.YAMLError as exc:
+    ...     print(yaml_problem(exc))
+    expected the node content, but found '-' (line 2, column 3)
+    """
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"{exc.problem}{where}"
+    return " ".join(str(exc).split())
 
 
 def _expand_env(value: Any, environ: Mapping[str, str], path: str) -> Any:

@@ -42,14 +42,17 @@ def read_true_labels(path: Path) -> dict[str, Label]:
     Raises
     ------
     ValueError
-        A line that is not a JSON object.
+        A line that is not a JSON object (the message names the file and the line).
     """
     labels: dict[str, Label] = {}
     with path.open() as lines:
         for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            obj = json.loads(line)
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{n}: not JSON ({exc})") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}:{n}: not a JSON object")
             if obj.get("label") is not None and "id" in obj:

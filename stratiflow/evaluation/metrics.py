@@ -211,6 +211,31 @@ class _MetricSet:
         """How many predictions were scored (their total weight when fading)."""
         return self._count(sum(sum(row.values()) for row in self._cm.values()) / self._unit)
 
+    @property
+    def accuracy(self) -> float | None:
+        """``summary()["accuracy"]`` alone, without the rest of the summary (``None``
+        before anything was scored): what a Flink gauge reads once per input batch.
+
+        >>> m = CumulativeMetrics()
+        >>> m.accuracy is None
+        True
+        >>> for y, p in [("a", "a"), ("a", "b"), ("b", "b")]:
+        ...     m.update(y, p, {p: 1.0})
+        >>> m.accuracy == m.summary()["accuracy"]
+        True
+        """
+        unit = self._unit
+        true: dict[Label, float] = {}
+        correct: list[float] = []
+        for t, row in self._cm.items():
+            for p, stored in row.items():
+                w = stored / unit
+                true[t] = true.get(t, 0.0) + w
+                if t == p:
+                    correct.append(w)
+        total = math.fsum(true.values())
+        return math.fsum(correct) / total if total > 0 else None
+
     def summary(self) -> dict[str, Any]:
         """Every metric as a JSON-ready mapping; ``None`` where undefined."""
         unit = self._unit

@@ -116,10 +116,30 @@ def check_reachable(servers: str, *, timeout_s: float = 10.0) -> None:
     if isinstance(connected, tuple):
         connected[0].close()
         return
+    if len(connected) == 1:  # one server: its address is in the sentence already
+        connected = [connected[0].split(": ", 1)[-1]]
     raise PreflightError(
         f"cannot reach the Kafka broker at {servers} ({'; '.join(connected)}); is it running? "
-        "(`stratiflow local broker start` for a local one)"
+        "Start a local one with `stratiflow local broker start`, or point --bootstrap-servers "
+        "(kafka.bootstrap_servers) at yours"
     )
+
+
+def check_broker(
+    servers: str, properties: Mapping[str, str] | None = None, *, timeout_s: float = 10.0
+) -> None:
+    """:func:`check_reachable`, then :func:`check_tls`: what every command that talks to
+    the broker checks first, so that a broker that is down or a wrong TLS setting fails
+    in seconds with one sentence instead of after a client's retries.
+
+    >>> try:
+    ...     check_broker("127.0.0.1:1", timeout_s=1)
+    ... except PreflightError as exc:
+    ...     print(str(exc).split(" (")[0])
+    cannot reach the Kafka broker at 127.0.0.1:1
+    """
+    check_reachable(servers, timeout_s=timeout_s)
+    check_tls(servers, properties or {}, timeout_s=timeout_s)
 
 
 def check_tls(servers: str, properties: Mapping[str, str], *, timeout_s: float = 10.0) -> None:

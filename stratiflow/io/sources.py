@@ -75,8 +75,42 @@ def _drifting(before: Any, after: Any, seed: int) -> Any:
     return synth.ConceptDriftStream(before, after, seed=seed, position=DRIFT_POSITION, width=50)
 
 
+#: What :func:`river_events` can generate, named without importing River (the CLI's help
+#: lists them, and River's import takes seconds).
+DATASET_NAMES = (
+    "agrawal",
+    "agrawal_drift",
+    "bananas",
+    "hyperplane",
+    "led",
+    "mixed",
+    "phishing",
+    "random_rbf",
+    "sea",
+    "sea_drift",
+    "sine",
+    "stagger",
+    "stagger_drift",
+)
+
+
 def dataset_names() -> list[str]:
-    return sorted(_datasets())
+    """The datasets and generators :func:`river_events` knows, sorted.
+
+    >>> dataset_names() == sorted(_datasets())
+    True
+    """
+    return list(DATASET_NAMES)
+
+
+def dataset_length(name: str, n: int | None = None) -> int:
+    """How many events :func:`river_events` yields for ``name`` and ``n``.
+
+    >>> dataset_length("phishing"), dataset_length("sea"), dataset_length("sea", n=5)
+    (1250, 10000, 5)
+    """
+    _, size = _datasets()[name]
+    return n if n is not None else (size or DEFAULT_SYNTH_N)
 
 
 def _plain(value: Any) -> Any:

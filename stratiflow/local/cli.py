@@ -2,7 +2,7 @@
 
 Registered into the main parser with :func:`add_local_commands`. Every command
 function takes the parsed arguments and returns the process exit code:
-0 success, 1 error (printed as ``error: ...`` without a traceback), and for
+0 success, 2 error (printed as one ``error: ...`` line, without a traceback), and for
 ``status`` 3 when the thing is not running.
 """
 
@@ -14,28 +14,25 @@ from collections.abc import Callable
 from typing import Any
 
 from stratiflow.local import broker, flink, provision
-from stratiflow.local.errors import LocalInfraError
+from stratiflow.local.errors import LocalInfraError, error_lines
 from stratiflow.local.paths import local_paths
 from stratiflow.local.procs import LOOPBACK
 
 EXIT_OK = 0
-EXIT_ERROR = 1
+EXIT_ERROR = 2
 EXIT_NOT_RUNNING = 3
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def _guarded(func: Command) -> Command:
-    """Turn ``LocalInfraError`` into ``error: ...`` on stderr and exit code 1."""
+    """Turn ``LocalInfraError`` into ``error: ...`` on stderr and exit code 2."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
-        except LocalInfraError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-        except ValueError as exc:  # e.g. an invalid --instance name
-            print(f"error: {exc}", file=sys.stderr)
+        except (LocalInfraError, ValueError) as exc:  # ValueError: an invalid --instance name
+            print("\n".join(error_lines(str(exc))), file=sys.stderr)
             return EXIT_ERROR
 
     run.__name__ = func.__name__
@@ -137,7 +134,11 @@ def cmd_flink(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else flink.DEFAULT_REST_PORT
     if args.action == "start":
         info = flink.start(
-            port, slots=args.slots, taskmanagers=args.taskmanagers, instance=args.instance
+            port,
+            slots=args.slots,
+            taskmanagers=args.taskmanagers,
+            instance=args.instance,
+            prometheus_port=args.prometheus_port,
         )
         state = "already running" if info.already_running else "ready"
         if info.taskmanagers_started:
@@ -148,6 +149,13 @@ def cmd_flink(args: argparse.Namespace) -> int:
             f"({plural(info.taskmanagers, 'TaskManager')}, {plural(info.slots_total, 'slot')}; "
             f"logs {info.log_dir})"
         )
+        if info.prometheus_port:
+            print(
+                f"Prometheus metrics: http://{info.host}:PORT/metrics, one PORT of "
+                f"{info.prometheus_port} per JobManager and TaskManager"
+            )
+        elif args.prometheus_port and info.already_running:
+            print("note: the running cluster has no Prometheus reporter; stop and start it again")
         return EXIT_OK
     if args.action == "stop":
         if flink.stop(args.instance):
@@ -254,4 +262,11 @@ def add_local_commands(subparsers: Any) -> None:
         "it lacks: after a TaskManager died, `local flink start` brings it back",
     )
     p.add_argument("--instance", default="default", help="name of this cluster (default: default)")
+    p.add_argument(
+        "--prometheus-port",
+        metavar="PORT|FIRST-LAST",
+        help="serve Flink's metrics, stratiflow's included, to Prometheus: each JobManager "
+        "and TaskManager takes the first free port of this range (e.g. 9250-9260; Flink's "
+        "reporter listens on every interface); default: no reporter",
+    )
     p.set_defaults(func=cmd_flink)

@@ -10,6 +10,11 @@ its own ports, so test clusters never clash with a developer's.
 
 Jobs are submitted with ``flink_cli()`` and the environment from
 ``cluster_env()``; they ship the connector jars themselves (``env.add_jars``).
+
+``start(prometheus_port=...)`` turns on Flink's Prometheus reporter, which Flink's
+distribution ships as a plugin (``plugins/metrics-prometheus/``, found through the
+scripts' ``FLINK_PLUGINS_DIR``): every JobManager and TaskManager serves its metrics,
+stratiflow's among them, on a port of the range.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -38,6 +44,11 @@ from stratiflow.local.provision import pyflink_home
 
 DEFAULT_REST_PORT = 8081
 DEFAULT_SLOTS = 2
+#: Flink's Prometheus reporter, under the reporter name ``prom``.
+PROMETHEUS_REPORTER_FACTORY = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
+#: The plugin folder of Flink's distribution that holds it.
+PROMETHEUS_PLUGIN = "metrics-prometheus"
+_PORTS_RE = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
 # Daemon PID files are named flink-<ident>-<daemon>.pid; a fixed identity keeps
 # them findable when start and stop run as different $USERs (e.g. sudo).
 _IDENT = "stratiflow"
@@ -69,6 +80,9 @@ class FlinkInfo:
     #: TaskManagers this ``start`` call launched into an already running cluster
     #: (to bring it back to its configured count, e.g. after one was killed).
     taskmanagers_started: int = 0
+    #: The Prometheus reporter's port or range (``None``: no reporter); each daemon takes
+    #: the first free port of it.
+    prometheus_port: str | None = None
 
     @property
     def rest_url(self) -> str:
@@ -96,6 +110,65 @@ def flink_home() -> Path:
 def flink_cli() -> Path:
     """The ``flink`` command line client (``flink run -py ...``)."""
     return flink_home() / "bin" / "flink"
+
+
+def prometheus_plugin_jar() -> Path:
+    """Flink's Prometheus reporter jar, as the installed Flink distribution ships it."""
+    jars = sorted(
+        (flink_home() / "plugins" / PROMETHEUS_PLUGIN).glob("flink-metrics-prometheus-*.jar")
+    )
+    if not jars:
+        raise LocalInfraError(
+            f"Flink's Prometheus reporter is missing from {flink_home() / 'plugins'}; "
+            "reinstall apache-flink (`make setup`)"
+        )
+    return jars[-1]
+
+
+def check_ports(ports: str | int) -> str:
+    """A port (``9249``) or an ascending range (``9250-9260``) as Flink's reporter takes it.
+
+    >>> check_ports(9249), check_ports("9250-9260")
+    ('9249', '9250-9260')
+    >>> check_ports("80-70")
+    Traceback (most recent call last):
+    ...
+    stratiflow.local.errors.LocalInfraError: --prometheus-port: expected PORT or FIRST-LAST ...
+    """
+    text = str(ports).strip()
+    match = _PORTS_RE.match(text)
+    if match:
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        if 0 < first <= last <= 65535:
+            return text
+    raise LocalInfraError(
+        f"--prometheus-port: expected PORT or FIRST-LAST with 1 <= FIRST <= LAST <= 65535, "
+        f"got {ports!r}"
+    )
+
+
+def prometheus_options(ports: str | int) -> dict[str, str]:
+    """The Flink options that serve its metrics to Prometheus on ``ports`` (a port or a
+    range: a JobManager and a TaskManager on one host each take the first free one).
+
+    >>> prometheus_options(9249)["metrics.reporter.prom.port"]
+    '9249'
+    """
+    return {
+        "metrics.reporter.prom.factory.class": PROMETHEUS_REPORTER_FACTORY,
+        "metrics.reporter.prom.port": check_ports(ports),
+    }
+
+
+def prometheus_ports(ports: str) -> range:
+    """Every port of ``ports`` (a port or a range), e.g. to find the daemons' endpoints.
+
+    >>> list(prometheus_ports("9250-9252"))
+    [9250, 9251, 9252]
+    """
+    first, _, last = check_ports(ports).partition("-")
+    return range(int(first), int(last or first) + 1)
 
 
 def _instance_dirs(instance: str, paths: LocalPaths) -> dict[str, Path]:
@@ -183,6 +256,7 @@ def cluster_options(
     python: str | None = None,
     host: str = procs.LOOPBACK,
     jobmanager_host: str | None = None,
+    prometheus_port: str | None = None,
 ) -> dict[str, Any]:
     """The options this module sets on top of the shipped ``config.yaml``.
 
@@ -190,9 +264,11 @@ def cluster_options(
     announces; ``jobmanager_host`` where the JobManager is (``host`` by default).
     Both are loopback for the local cluster; a TaskManager on another host (or
     network namespace) gets its own address and the JobManager's.
+    ``prometheus_port`` (a port or a range) turns on the Prometheus reporter.
     """
     python = python or sys.executable
     jobmanager_host = jobmanager_host or host
+    reporter = prometheus_options(prometheus_port) if prometheus_port else {}
     return {
         "taskmanager.numberOfTaskSlots": slots,
         "parallelism.default": 1,
@@ -222,6 +298,7 @@ def cluster_options(
         # Savepoints and checkpoints of jobs that do not choose their own place.
         "execution.checkpointing.dir": (instance_dir / "checkpoints").as_uri(),
         "execution.checkpointing.savepoint-dir": (instance_dir / "savepoints").as_uri(),
+        **reporter,
     }
 
 
@@ -250,6 +327,7 @@ def write_conf_dir(
     rest_port: int,
     rpc_port: int,
     slots: int,
+    prometheus_port: str | None = None,
 ) -> Path:
     """Copy PyFlink's ``conf/`` for ``instance`` and point it at loopback ports."""
     dirs = _instance_dirs(instance, paths)
@@ -262,7 +340,11 @@ def write_conf_dir(
     edit_config(
         conf / "config.yaml",
         cluster_options(
-            rest_port=rest_port, rpc_port=rpc_port, slots=slots, instance_dir=dirs["root"]
+            rest_port=rest_port,
+            rpc_port=rpc_port,
+            slots=slots,
+            instance_dir=dirs["root"],
+            prometheus_port=prometheus_port,
         ),
     )
     # Only consulted in HA mode / to decide "all local"; keep them consistent.
@@ -400,8 +482,17 @@ def stop_job(
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 text = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = " ".join(exc.read().decode(errors="replace").split())[:300]
+            raise LocalInfraError(
+                f"the Flink REST API at {base} answered {exc.code} to {method} {path}: {detail}"
+            ) from None
         except OSError as exc:
-            raise LocalInfraError(f"cannot reach the Flink REST API at {base}: {exc}") from None
+            reason = getattr(exc, "reason", None) or exc
+            raise LocalInfraError(
+                f"cannot reach the Flink REST API at {base} ({reason}); is the cluster running? "
+                "(`stratiflow local flink status` for the local one)"
+            ) from None
         return json.loads(text) if text else None
 
     if job_id is None:
@@ -477,6 +568,7 @@ def _start_taskmanagers(
 
 def _info(instance: str, paths: LocalPaths, port: int, overview: Mapping[str, Any]) -> FlinkInfo:
     dirs = _instance_dirs(instance, paths)
+    state = _read_state(instance, paths) or {}
     return FlinkInfo(
         instance=instance,
         rest_port=port,
@@ -487,6 +579,7 @@ def _info(instance: str, paths: LocalPaths, port: int, overview: Mapping[str, An
         flink_version=str(overview.get("flink-version", "?")),
         conf_dir=dirs["conf"],
         log_dir=dirs["log"],
+        prometheus_port=state.get("prometheus_port"),
     )
 
 
@@ -546,9 +639,13 @@ def start(
     instance: str = "default",
     paths: LocalPaths | None = None,
     ready_timeout: float = 60.0,
+    prometheus_port: str | int | None = None,
 ) -> FlinkInfo:
     """Start a JobManager and ``taskmanagers`` TaskManagers (default 1) of ``slots``
     slots each; wait until every slot is registered.
+
+    ``prometheus_port`` (a port, or a range such as ``9250-9260``: each daemon takes the
+    first free port) serves every daemon's metrics to Prometheus; ``None``: no reporter.
 
     On an instance already serving on ``rest_port`` (``already_running=True``)
     this starts the TaskManagers it lacks to reach its configured count (the
@@ -566,6 +663,7 @@ def start(
         raise LocalInfraError(f"--slots must be at least 1 (got {slots})")
     if taskmanagers is not None and taskmanagers < 1:
         raise LocalInfraError(f"--taskmanagers must be at least 1 (got {taskmanagers})")
+    ports = None if prometheus_port is None else check_ports(prometheus_port)
     paths = paths or local_paths()
     dirs = _instance_dirs(instance, paths)
     flag = "" if instance == "default" else f" --instance {instance}"
@@ -593,7 +691,11 @@ def start(
         "Pick another --port or stop whatever listens there.",
     )
     rpc_port = procs.free_port()
-    write_conf_dir(instance, paths, rest_port=rest_port, rpc_port=rpc_port, slots=slots)
+    if ports is not None:
+        prometheus_plugin_jar()  # fail here, not with a JVM log line
+    write_conf_dir(
+        instance, paths, rest_port=rest_port, rpc_port=rpc_port, slots=slots, prometheus_port=ports
+    )
     taskmanagers = taskmanagers or 1
     # Old PID files would make the scripts number logs -1, -2, ... and the
     # ``stop`` path try dead PIDs; the daemons are known not to run here.
@@ -606,6 +708,7 @@ def start(
                 "rpc_port": rpc_port,
                 "slots": slots,
                 "taskmanagers": taskmanagers,
+                "prometheus_port": ports,
                 "started_at": time.time(),
             }
         )

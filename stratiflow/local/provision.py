@@ -433,3 +433,50 @@ def is_provisioned(paths: LocalPaths | None = None) -> bool:
         and all((paths.lib_dir / f"{a}.jar").is_file() for a in CONNECTOR_VERSIONS)
         and (not java_sources() or paths.stratiflow_jar.is_file())
     )
+
+
+def installed_problems(paths: LocalPaths | None = None) -> tuple[int, list[str]]:
+    """Check what ``stratiflow local setup`` installed against the pins, reading only.
+
+    Parameters
+    ----------
+    paths
+        The layout to check (default: :func:`~stratiflow.local.paths.local_paths`).
+
+    Returns
+    -------
+    tuple of int and list of str
+        How many pinned jars were found, and one sentence per problem: pinned jars
+        missing, a SHA-256 that does not match its pin, our Java helpers' jar missing or
+        older than their sources (empty: all is as pinned).
+    """
+    paths = paths or local_paths()
+    folders = {"job-jars": paths.lib_dir, "broker-libs": paths.kafka_libs}
+    missing, changed, found = [], [], 0
+    for name, digest in sorted(pinned_checksums().items()):
+        prefix, _, file = name.partition("/")
+        jar = folders[prefix] / file
+        if not jar.is_file():
+            missing.append(name)
+        else:
+            found += 1
+            if sha256_of(jar) != digest:
+                changed.append(str(jar))
+    problems = []
+    if missing and not found:
+        problems.append(f"none of the {len(missing)} pinned jars is there")
+    elif missing:
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        problems.append(f"{len(missing)} of the pinned jars missing ({shown})")
+    if changed:
+        problems.append(
+            f"checksum mismatch for {', '.join(changed)} (delete it and run "
+            "`stratiflow local setup --force`)"
+        )
+    if java_sources() and not paths.stratiflow_jar.is_file():
+        problems.append(f"{paths.stratiflow_jar.name} is missing")
+    elif java_sources() and not _jar_is_current(paths):
+        problems.append(f"{paths.stratiflow_jar.name} is older than {JAVA_SOURCES_DIR}")
+    return found, problems

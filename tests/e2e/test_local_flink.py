@@ -1,10 +1,12 @@
-"""The local standalone Flink cluster, for real: start, report, stop without leftovers."""
+"""The local standalone Flink cluster, for real: start, report (REST and Prometheus), stop
+without leftovers."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -24,14 +26,38 @@ def _java_processes_of(path: str) -> list[str]:
     return [line for line in out.stdout.splitlines() if " java " in f" {line} " or "/java " in line]
 
 
+def _prometheus_scopes(ports: str) -> dict[int, set[str]]:
+    """Port -> the metric scopes (``jobmanager``, ``taskmanager``) served there, in ``ports``."""
+    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    found: dict[int, set[str]] = {}
+    for port in flink.prometheus_ports(ports):
+        try:
+            with no_proxy.open(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+        except (OSError, urllib.error.URLError):
+            continue
+        found[port] = {
+            scope for scope in ("jobmanager", "taskmanager") if f"\nflink_{scope}_Status_" in text
+        }
+    return found
+
+
 def test_start_status_stop_leaves_no_jvm(local_paths: LocalPaths) -> None:
     instance = f"t-flink-{os.getpid()}"
     port = free_port()
+    first = free_port()
+    reporter = f"{first}-{first + 15}"  # each daemon takes the first free port
     instance_dir = str(local_paths.flink_instance_dir(instance))
-    info = flink.start(port, slots=2, instance=instance, paths=local_paths)
+    info = flink.start(
+        port, slots=2, instance=instance, paths=local_paths, prometheus_port=reporter
+    )
     try:
         assert info.rest_url == f"http://127.0.0.1:{port}"
         assert (info.taskmanagers, info.slots_total, info.slots_available) == (1, 2, 2)
+        # The JobManager and the TaskManager each serve their metrics to Prometheus.
+        assert info.prometheus_port == reporter
+        scopes = _prometheus_scopes(reporter)
+        assert sorted(map(sorted, scopes.values())) == [["jobmanager"], ["taskmanager"]], scopes
 
         status = flink.status(instance, local_paths)
         assert status is not None

@@ -41,16 +41,16 @@ def test_stop_of_stopped_things_is_fine(capsys: pytest.CaptureFixture[str]) -> N
 def test_errors_are_one_line_without_traceback(
     capsys: pytest.CaptureFixture[str], empty_home: Path
 ) -> None:
-    assert _run(["local", "broker", "start", "--port", "1"]) == 1
+    assert _run(["local", "broker", "start", "--port", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: the Kafka broker's classpath is missing ({empty_home}")
     assert "stratiflow local setup" in err and "Traceback" not in err
     assert err.count("\n") == 1
 
-    assert _run(["local", "broker", "start", "--instance", "no good"]) == 1
+    assert _run(["local", "broker", "start", "--instance", "no good"]) == 2
     assert "error: invalid instance name" in capsys.readouterr().err
 
-    assert _run(["local", "flink", "start", "--slots", "0"]) == 1
+    assert _run(["local", "flink", "start", "--slots", "0"]) == 2
     assert "error: --slots must be at least 1" in capsys.readouterr().err
 
 
@@ -61,7 +61,7 @@ def test_secure_and_purge_go_with_their_action(capsys: pytest.CaptureFixture[str
         (["start", "--purge"], "error: --purge goes with `stop`"),
         (["status", "--purge"], "error: --purge goes with `stop`"),
     ):
-        assert _run(["local", "broker", *argv]) == 1
+        assert _run(["local", "broker", *argv]) == 2
         assert capsys.readouterr().err.startswith(message)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import yaml
 from stratiflow.local import flink
 from stratiflow.local.errors import LocalInfraError
 from stratiflow.local.paths import LocalPaths
+from stratiflow.local.provision import jar_version
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -168,3 +170,37 @@ def test_a_taskmanager_elsewhere_binds_its_own_address_and_finds_the_jobmanager(
         assert options[key] == "10.0.0.2", key
     local = flink.cluster_options(rest_port=8081, rpc_port=6123, slots=1, instance_dir=tmp_path)
     assert {local[k] for k in ("taskmanager.host", "rest.address")} == {"127.0.0.1"}
+
+
+def test_the_prometheus_reporter_is_off_by_default_and_on_with_a_port_range(
+    tmp_path: Path,
+) -> None:
+    paths = LocalPaths(tmp_path)
+    conf = flink.write_conf_dir("unit", paths, rest_port=18081, rpc_port=16123, slots=1)
+    off = flink.flatten(yaml.load((conf / "config.yaml").read_text(), Loader=_UniqueKeyLoader))
+    assert not any(key.startswith("metrics.reporter.") for key in off)
+    conf = flink.write_conf_dir(
+        "unit", paths, rest_port=18081, rpc_port=16123, slots=1, prometheus_port="9250-9260"
+    )
+    on = flink.flatten(yaml.load((conf / "config.yaml").read_text(), Loader=_UniqueKeyLoader))
+    assert on["metrics.reporter.prom.factory.class"] == flink.PROMETHEUS_REPORTER_FACTORY
+    assert on["metrics.reporter.prom.port"] == "9250-9260"
+
+
+def test_the_reporter_is_the_plugin_flinks_distribution_ships() -> None:
+    """The daemons find it through FLINK_PLUGINS_DIR (the distribution's plugins/); its
+    version is the bundled Flink's."""
+    jar = flink.prometheus_plugin_jar()
+    version = importlib.metadata.version("apache-flink")
+    assert jar.parent == flink.flink_home() / "plugins" / flink.PROMETHEUS_PLUGIN
+    assert jar.name == f"flink-metrics-prometheus-{version}.jar"
+    assert jar_version(jar) == version  # the manifest's Implementation-Version
+
+
+@pytest.mark.parametrize("ports", ["0", "80-70", "9249-", "x", "70000", "1-2-3"])
+def test_a_bad_prometheus_port_is_refused_before_anything_starts(
+    tmp_path: Path, ports: str
+) -> None:
+    with pytest.raises(LocalInfraError, match="--prometheus-port"):
+        flink.start(18081, instance="unit", paths=LocalPaths(tmp_path), prometheus_port=ports)
+    assert not (tmp_path / "flink" / "unit" / "conf").exists()
