@@ -5,11 +5,13 @@ Everything runs on loopback; the broker is stopped at the end unless ``--keep``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,50 @@ def _river_accuracy() -> float:
     )
 
 
+def _start_dashboard(bootstrap: str) -> tuple[str, Callable[[], None]]:
+    """The live dashboard on the demo's topics, served from a thread; (its URL, stop)."""
+    import threading
+
+    import uvicorn
+
+    from stratiflow.cli.dashboard import DEFAULT_PORT, port_free
+    from stratiflow.config import load_cli_config
+    from stratiflow.dashboard.board import STREAMS
+    from stratiflow.dashboard.server import Dashboard
+    from stratiflow.dashboard.sources import TopicFollower
+
+    cfg = load_cli_config(DEMO_CONFIG, [], bootstrap, check_model=False)
+    dashboard = Dashboard(title=f"demo: Phishing on {bootstrap}")
+    topics = {stream: getattr(cfg.topics, stream) for stream in STREAMS}
+    dashboard.follow_topics(TopicFollower(bootstrap, topics, cfg.kafka.properties, retry_s=0.5))
+    port = DEFAULT_PORT if port_free("127.0.0.1", DEFAULT_PORT) else free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            dashboard.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+    )
+    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    return f"http://127.0.0.1:{port}/", stop
+
+
+def _hold(url: str) -> None:
+    """On a terminal, keep the dashboard up until the user is done looking."""
+    if not sys.stdin.isatty():
+        return
+    _say(f"the dashboard stays up at {url}; press Enter to stop it and the broker")
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.stdin.readline()
+
+
 def run_demo(port: int = 9092, keep: bool = False) -> int:
     started = time.monotonic()
     # A LocalInfraError (no Java, no Maven to provision with...) is one error line, exit 2.
@@ -61,10 +107,15 @@ def run_demo(port: int = 9092, keep: bool = False) -> int:
         info = broker.start(free_port(), instance=INSTANCE)
         _say(f"port {port} is taken; using {info.port}")
     bootstrap = f"127.0.0.1:{info.port}"
+    url, stop_dashboard = _start_dashboard(bootstrap)
+    _say(f"dashboard: {url}  (open it to watch the model learn)")
     _say(f"Apache Kafka {provision.KAFKA_VERSION} (KRaft) ready on {bootstrap}")
     try:
-        return _run(bootstrap, started)
+        code = _run(bootstrap, started)
+        _hold(url)
+        return code
     finally:
+        stop_dashboard()
         if keep:
             _say(
                 f"broker left running: stratiflow tail metrics --from-beginning "
