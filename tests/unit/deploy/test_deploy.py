@@ -375,7 +375,9 @@ def test_flinkdeployment_runs_the_job_in_application_mode() -> None:
     conf = spec["flinkConfiguration"]
     for key in ("execution.checkpointing.dir", "execution.checkpointing.savepoint-dir"):
         assert conf[key].startswith("file:///flink-data/")
-    assert conf["python.executable"] == "/usr/local/bin/python3"
+    # the worker script the image installs with stratiflow (a console script)
+    assert conf["python.executable"] == "/usr/local/bin/stratiflow-python-worker"
+    assert conf["python.client.executable"] == "/usr/local/bin/python3"
     # The job's variables, credentials included, reach the JobManager (which reads the config)
     # and no TaskManager.
     (main,) = spec["jobManager"]["podTemplate"]["spec"]["containers"]
