@@ -60,8 +60,8 @@ def shown(value: Any, digits: int = 4) -> str:
 
 
 def read_page(page: Any) -> dict[str, Any]:
-    """What the page shows: the keys table, the selected key's tiles and model events,
-    the dead letters by reason, and the status lines."""
+    """What the page shows: the keys table, the selected key's tiles, model events and dead
+    letters by reason, all dead letters by reason, and the status lines."""
     return page.evaluate(
         """() => {
         const text = (node) => node ? node.textContent : null;
@@ -75,14 +75,20 @@ def read_page(page: Any) -> dict[str, Any]:
         for (const node of document.querySelectorAll('#tiles [data-value]')) {
             tiles[node.dataset.value] = node.textContent;
         }
-        const dead = {};
-        for (const tr of document.querySelectorAll('#dead-letters tbody tr[data-reason]')) {
-            dead[tr.dataset.reason] = Number(tr.querySelector('[data-field=count]').textContent);
-        }
-        const markers = [...document.querySelectorAll('#markers tbody tr')]
+        const reasons = (selector) => {
+            const counts = {};
+            for (const tr of document.querySelectorAll(`${selector} tbody tr[data-reason]`)) {
+                const cell = tr.querySelector('[data-field=count]');
+                counts[tr.dataset.reason] = Number(cell.textContent);
+            }
+            return counts;
+        };
+        const dead = reasons('#dead-letters');
+        const keyDead = reasons('#key-dead-letters');
+        const markers = [...document.querySelectorAll('#markers tbody tr[data-type]')]
             .map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent));
         const charts = [...document.querySelectorAll('.chart')].map((c) => c.dataset.chart);
-        return {keys, tiles, dead, markers, charts,
+        return {keys, tiles, dead, keyDead, markers, charts,
                 status: text(document.getElementById('status')),
                 sources: text(document.getElementById('sources')),
                 selected: window.stratiflow.selected(),

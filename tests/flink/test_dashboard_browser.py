@@ -33,7 +33,13 @@ from tests.helpers import read_jsonl
 pytestmark = pytest.mark.flink
 
 KEYS = ("a", "b")
-BAD_LINES = ["not json", '{"id": "x"}', '{"id": "y", "ts": 1, "features": {"a": 1}, "label": [1]}']
+BAD_LINES = [
+    "not json",
+    '{"id": "x"}',
+    '{"id": "y", "ts": 1, "features": {"a": 1}, "label": [1], "key": "a"}',
+    # valid, but StandardScaler raises on a string: the model's dead letter, under key a
+    '{"id": "z", "ts": 1, "features": {"salary": "high"}, "label": 1, "key": "a"}',
+]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +77,12 @@ def expected(run: Path) -> dict[str, Any]:
         "all": metrics,
         "last": last,
         "dead": Counter(d["reason"] for d in read_jsonl(run / "dead_letters.jsonl")),
+        "key_dead": {
+            key: Counter(
+                d["reason"] for d in read_jsonl(run / "dead_letters.jsonl") if d["key"] == key
+            )
+            for key in KEYS
+        },
         "requests": Counter(r["key"] for r in read_jsonl(run / "label_requests.jsonl")),
         "markers": {
             key: [
@@ -108,6 +120,7 @@ def assert_page_shows(page: Any, run: Path, name: str) -> None:
         active = final["active"]
         assert tiles["active"] == f"{active['used_in_window']} / {active['limit']}"
         assert [m[1:3] for m in seen["markers"]] == want["markers"][key]
+        assert seen["keyDead"] == dict(want["key_dead"][key])
         assert want["markers"][key], "the run should have drifted"
         assert {"accuracy", "rolling", "recall", "log_loss", "mix", "active"} <= set(seen["charts"])
         # the plotted lines are the key's metrics records, in order
@@ -123,6 +136,11 @@ def assert_page_shows(page: Any, run: Path, name: str) -> None:
             assert line == [m["candidates"]["pipelines"][name]["accuracy"] for m in records]
         shot = screenshot(page, f"{name}-{key}")
     assert seen["dead"] == dict(want["dead"])
+    # the model's rejection is the one dead letter with a model key
+    assert {k: dict(c) for k, c in want["key_dead"].items()} == {
+        "a": {"model_rejected_input": 1},
+        "b": {},
+    }
     assert sum(seen["dead"].values()) == len(BAD_LINES)
     assert shot is not None and shot.stat().st_size > 10_000
 

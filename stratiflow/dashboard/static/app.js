@@ -90,7 +90,7 @@
     drawSources();
     drawHealth();
     drawKeys();
-    drawDeadLetters();
+    drawDeadLetters("#dead-letters", board.dead_letters);
     drawKey();
     document.body.setAttribute("data-seq", String(board.seq));
   }
@@ -175,10 +175,10 @@
     document.getElementById("key-section").hidden = selected === null;
   }
 
-  function drawDeadLetters() {
-    const body = document.querySelector("#dead-letters tbody");
+  function drawDeadLetters(selector, counts) {
+    const body = document.querySelector(`${selector} tbody`);
     body.replaceChildren();
-    const reasons = Object.entries(board.dead_letters).sort((a, b) => b[1] - a[1]);
+    const reasons = Object.entries(counts).sort((a, b) => b[1] - a[1]);
     if (!reasons.length) {
       body.appendChild(el("tr", {}, "")).appendChild(el("td", { colspan: "2" }, "none"));
     }
@@ -214,11 +214,15 @@
     tile(tiles, "dead_letters", "dead letters", fmt(total(view.dead_letters)));
     drawCharts(view);
     drawMarkers(view);
+    drawDeadLetters("#key-dead-letters", view.dead_letters);
   }
 
   function drawMarkers(view) {
     const body = document.querySelector("#markers tbody");
     body.replaceChildren();
+    if (!view.markers.length) {
+      body.appendChild(el("tr", {})).appendChild(el("td", { colspan: "5" }, "none"));
+    }
     for (const marker of view.markers) {
       const tr = el("tr", { "data-type": marker.type });
       for (const text of [fmt(marker.t, 3), marker.type, fmt(marker.scored), marker.id || "",
