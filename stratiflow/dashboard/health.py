@@ -40,11 +40,12 @@ class FlinkHealth:
         job_id = job["jid"]
         details = self.get(f"/jobs/{job_id}")
         vertices = details.get("vertices", [])
-        sources, sinks = _ends(details)
-        # what the sources emitted, and what reached the sinks (Flink counts records
-        # between tasks only: a source reads nothing, a sink writes nothing)
-        read_in = sum(_metric(v, "write-records") for v in vertices if v.get("id") in sources)
-        written = sum(_metric(v, "read-records") for v in vertices if v.get("id") in sinks)
+        sources, last = _ends(details)
+        # A source task's read-records are the records its source read (the events, even
+        # when the task sends them on in batches); the last tasks' write-records are what
+        # they emitted to the sinks chained into them (predictions, metrics, dead letters).
+        read_in = sum(_metric(v, "read-records") for v in vertices if v.get("id") in sources)
+        written = sum(_metric(v, "write-records") for v in vertices if v.get("id") in last)
         now = time.monotonic()
         rate_in = rate_out = None
         if self._last is not None and now > self._last[0]:
@@ -131,7 +132,7 @@ def _metric(vertex: dict[str, Any], name: str) -> int:
 
 
 def _ends(details: dict[str, Any]) -> tuple[set[str], set[str]]:
-    """The ids of the plan's source vertices (no input) and sink vertices (no output)."""
+    """The ids of the plan's source vertices (no input) and last vertices (no output)."""
     nodes = details.get("plan", {}).get("nodes", [])
     fed = {edge.get("id") for node in nodes for edge in node.get("inputs", []) or []}
     sources = {node.get("id") for node in nodes if not node.get("inputs")}

@@ -78,6 +78,12 @@ def test_the_page_follows_a_job_on_the_cluster(broker, flink_cluster, tmp_path: 
         try:
             wait_text(page, '#keys tr[data-key="default"] [data-field="scored"]', str(N), 180_000)
             wait_text(page, "#health-tiles [data-value=job-state]", "RUNNING")
+            # every record produced was read by the job's source (Flink's REST API)
+            page.wait_for_function(
+                "n => (window.stratiflow.board().health || {}).records_in === n",
+                arg=N + len(BAD),
+                timeout=60_000,
+            )
             page.wait_for_function(
                 "n => Object.values(window.stratiflow.board().dead_letters)"
                 ".reduce((a, b) => a + b, 0) === n",
@@ -85,6 +91,7 @@ def test_the_page_follows_a_job_on_the_cluster(broker, flink_cluster, tmp_path: 
             )
             page.wait_for_timeout(500)  # one more draw
             seen = read_page(page)
+            seen_health = page.evaluate("() => window.stratiflow.board().health")
             shot = screenshot(page, "dashboard-live")
         finally:
             run_cli("stop", "--jobmanager", flink_cluster.jobmanager)
@@ -107,6 +114,9 @@ def test_the_page_follows_a_job_on_the_cluster(broker, flink_cluster, tmp_path: 
     # the job has no drift detector, candidates or active learning: no such topics
     assert f"following {broker.bootstrap}; no such topic (yet): " in seen["sources"]
     assert f"{prefix}-metrics" not in seen["sources"]
+    health = seen_health
+    assert health["state"] == "RUNNING" and health["job"] == prefix
+    assert health["restarts"] == 0
     assert shot.stat().st_size > 10_000
 
 
