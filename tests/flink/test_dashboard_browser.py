@@ -8,6 +8,7 @@ job wrote, for the live page (``stratiflow dashboard --run``) and the report fil
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from collections import Counter
 from pathlib import Path
@@ -20,6 +21,7 @@ from stratiflow.dashboard.board import MARKER_TYPES
 from stratiflow.io.sources import river_events
 from stratiflow.jobs.backtest import run_backtest
 from tests.browser import (
+    ARTIFACTS,
     browser_page,
     dashboard_process,
     read_page,
@@ -163,6 +165,8 @@ def test_the_live_page_of_a_run_shows_the_numbers_the_job_wrote(run_dir: Path):
 def test_the_report_is_one_file_with_the_same_numbers_and_pngs(run_dir: Path, tmp_path: Path):
     out = tmp_path / "report.html"
     result = run_cli("report", str(run_dir), "--out", str(out), "--png")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out, ARTIFACTS / "report.html")  # kept with the screenshots
     assert "2 model keys" in result.stdout
     pngs = sorted(p.name for p in tmp_path.glob("report-*.png"))
     assert {f"report-{k}-{c}.png" for k in KEYS for c in ("accuracy", "mix")} <= set(pngs)
