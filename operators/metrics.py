@@ -38,6 +38,7 @@ from typing import Any
 from pyflink.metrics import Counter, MetricGroup
 
 from stratiflow.learning.state import Counts, ModelState
+from stratiflow.records import MODEL_EVENT_TYPES
 from stratiflow.validation.parse import REASONS
 
 #: The group every stratiflow metric is registered in, under the operator's group.
@@ -50,16 +51,6 @@ DEAD_LETTERS = ("reason", "dead_letters")
 MODEL_EVENTS = ("type", "model_events")
 #: The accuracy gauge, one per tracked model key: (label, metric).
 ACCURACY = ("model_key", "rolling_accuracy_ppm")
-#: ``type`` of the model-events records (``schemas/model_event.schema.json``).
-MODEL_EVENT_TYPES = (
-    "drift_warning",
-    "drift",
-    "background_start",
-    "background_drop",
-    "model_reset",
-    "model_swap",
-    "promotion",
-)
 #: The dead-letter reasons counted by name; any other is counted as ``other``.
 DEAD_LETTER_REASONS = (*REASONS, "invalid_event")
 #: The scope Flink's Prometheus reporter puts in front of an operator's metrics.

@@ -17,7 +17,7 @@ import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import orjson
 
@@ -31,6 +31,18 @@ METRICS_SCHEMA_VERSION = 2
 SAMPLING_STATS_SCHEMA_VERSION = 1
 MODEL_EVENTS_SCHEMA_VERSION = 1
 LABEL_REQUESTS_SCHEMA_VERSION = 1
+
+#: The ``type`` of a model-events record (``schemas/model_event.schema.json``).
+ModelEventType = Literal[
+    "drift_warning",
+    "drift",
+    "background_start",
+    "background_drop",
+    "model_reset",
+    "model_swap",
+    "promotion",
+]
+MODEL_EVENT_TYPES: tuple[ModelEventType, ...] = get_args(ModelEventType)
 
 
 @dataclass(frozen=True, slots=True)

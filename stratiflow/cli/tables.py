@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from stratiflow.records import MODEL_EVENT_TYPES
+
 #: Metric columns of the views table: (header, path in a metric set).
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("acc", "accuracy"),
@@ -338,18 +340,6 @@ def format_record(value: bytes) -> str:
             f" p={best:.3f} v={obj['model_version']} g={obj.get('generation', 0)}{truth}"
         )
     return json.dumps(obj)
-
-
-#: The ``type`` values of model-events records.
-MODEL_EVENT_TYPES = (
-    "drift_warning",
-    "drift",
-    "background_start",
-    "background_drop",
-    "model_reset",
-    "model_swap",
-    "promotion",
-)
 
 
 def format_model_event(obj: dict[str, Any]) -> str:

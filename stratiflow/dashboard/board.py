@@ -14,21 +14,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from stratiflow.records import MODEL_EVENT_TYPES
+
 Stream = Literal["metrics", "sampling_stats", "model_events", "label_requests", "dead_letters"]
 
 #: The output streams the dashboard follows (topic roles in ``topics``, files of a backtest).
 STREAMS: tuple[Stream, ...] = get_args(Stream)
 
-#: model-events types drawn as markers on the metric charts.
-MARKER_TYPES = (
-    "drift_warning",
-    "drift",
-    "background_start",
-    "background_drop",
-    "model_reset",
-    "model_swap",
-    "promotion",
-)
+#: model-events types drawn as markers on the metric charts: all of them.
+MARKER_TYPES = MODEL_EVENT_TYPES
 
 #: The key under which dead letters without a model key are counted.
 NO_KEY = "(no key)"
