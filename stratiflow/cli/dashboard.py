@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import errno
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from stratiflow.config import Config
+from stratiflow.local.procs import port_is_free
 
 #: The dashboard's default port (loopback only unless ``--host`` says otherwise).
 DEFAULT_PORT = 8050
-
-
-def port_free(host: str, port: int) -> bool:
-    """Whether ``host:port`` can be bound now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
-    return True
 
 
 def cmd_dashboard(args: argparse.Namespace, config_from: Callable[..., Config]) -> int:
@@ -34,7 +20,7 @@ def cmd_dashboard(args: argparse.Namespace, config_from: Callable[..., Config]) 
     from stratiflow.dashboard.server import Dashboard, serve
     from stratiflow.dashboard.sources import TopicFollower
 
-    if not port_free(args.host, args.port):
+    if not port_is_free(args.port, args.host):
         print(
             f"error: port {args.port} is taken: stop what uses it or pass --port",
             file=sys.stderr,

@@ -23,7 +23,7 @@ from stratiflow.io.sources import river_events
 from stratiflow.local import broker, provision
 from stratiflow.local.errors import PortInUseError
 from stratiflow.local.paths import REPO_ROOT, local_paths
-from stratiflow.local.procs import free_port, job_environ
+from stratiflow.local.procs import free_port, job_environ, port_is_free
 from stratiflow.records import to_json_bytes
 
 DEMO_CONFIG = REPO_ROOT / "examples" / "job.yaml"
@@ -57,7 +57,7 @@ def _start_dashboard(bootstrap: str) -> tuple[str, Callable[[], None]]:
 
     import uvicorn
 
-    from stratiflow.cli.dashboard import DEFAULT_PORT, port_free
+    from stratiflow.cli.dashboard import DEFAULT_PORT
     from stratiflow.config import load_cli_config
     from stratiflow.dashboard.board import STREAMS
     from stratiflow.dashboard.server import Dashboard
@@ -67,7 +67,7 @@ def _start_dashboard(bootstrap: str) -> tuple[str, Callable[[], None]]:
     dashboard = Dashboard(title=f"demo: Phishing on {bootstrap}")
     topics = {stream: getattr(cfg.topics, stream) for stream in STREAMS}
     dashboard.follow_topics(TopicFollower(bootstrap, topics, cfg.kafka.properties, retry_s=0.5))
-    port = DEFAULT_PORT if port_free("127.0.0.1", DEFAULT_PORT) else free_port()
+    port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             dashboard.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
