@@ -90,6 +90,7 @@ class TopicFollower:
     def run(self, board: Board, lock: threading.Lock, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; each record is added to ``board`` under ``lock``."""
         from stratiflow.io import kafka as kafka_io
+        from stratiflow.io.preflight import PreflightError, check_broker
 
         stream_of = {topic: stream for stream, topic in self.topics.items()}
         client: Any = None
@@ -98,6 +99,12 @@ class TopicFollower:
         while not stop.is_set():
             try:
                 if client is None:
+                    try:  # a broker that is down or a wrong TLS setting: said in seconds
+                        check_broker(self.bootstrap, self.properties, timeout_s=3)
+                    except PreflightError as exc:
+                        _set(board, lock, "kafka", False, f"cannot read from the broker: {exc}")
+                        stop.wait(self.retry_s)
+                        continue
                     client = kafka_io.consumer(
                         self.bootstrap,
                         self.properties,

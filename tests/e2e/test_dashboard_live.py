@@ -128,7 +128,8 @@ def test_a_page_without_a_broker_says_so(tmp_path: Path):
         browser_page() as page,
     ):
         page.goto(f"http://127.0.0.1:{port}/")
-        wait_text(page, "#sources", f"cannot read from the broker at 127.0.0.1:{closed}")
+        wait_text(page, "#sources", "cannot read from the broker: cannot reach the Kafka broker")
+        assert f"127.0.0.1:{closed}" in page.inner_text("#sources [data-source=kafka]")
         assert "error" in page.get_attribute("#sources [data-source=kafka]", "class")
 
 
