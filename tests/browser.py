@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,9 @@ def shown(value: Any, digits: int = 4) -> str:
         return str(value)
     if float(value).is_integer():
         return str(int(value))
-    return f"{value:.{digits}f}"
+    # Number.prototype.toFixed rounds the exact binary value, a tie away from zero
+    exact = Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return f"{exact:.{digits}f}"
 
 
 def read_page(page: Any) -> dict[str, Any]:

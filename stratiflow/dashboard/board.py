@@ -101,6 +101,16 @@ def metric_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "pipelines": pipelines,
         "drifts": _get(record, "drift", "drifts"),
         "warnings": _get(record, "drift", "warnings"),
+        # update time and resources (cost), and how stable the model is
+        "predict_p50": _get(record, "cost", "predict_us", "p50"),
+        "predict_p99": _get(record, "cost", "predict_us", "p99"),
+        "learn_p50": _get(record, "cost", "learn_us", "p50"),
+        "learn_p99": _get(record, "cost", "learn_us", "p99"),
+        "events_per_s": _get(record, "cost", "events_per_s"),
+        "model_bytes": _get(record, "cost", "model_bytes"),
+        "state_bytes": _get(record, "cost", "state_bytes"),
+        "spread_acc_std": _get(record, "stability", "spread", "accuracy", "std"),
+        "probe_changed": _get(record, "stability", "probe_changed"),
     }
 
 

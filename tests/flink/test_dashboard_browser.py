@@ -124,7 +124,10 @@ def assert_page_shows(page: Any, run: Path, name: str) -> None:
         assert [m[1:3] for m in seen["markers"]] == want["markers"][key]
         assert seen["keyDead"] == dict(want["key_dead"][key])
         assert want["markers"][key], "the run should have drifted"
-        assert {"accuracy", "rolling", "recall", "log_loss", "mix", "active"} <= set(seen["charts"])
+        charts = {"accuracy", "rolling", "recall", "log_loss", "mix", "active", "cost", "size"}
+        assert charts | {"stability"} <= set(seen["charts"])
+        assert tiles["learn_p99"] == shown(final["cost"]["learn_us"]["p99"], 1)
+        assert tiles["model_kb"] == shown(final["cost"]["model_bytes"] / 1000, 1)
         # the plotted lines are the key's metrics records, in order
         plotted = page.evaluate("() => window.stratiflow.plotted()")
         records = [m for m in want["all"] if m["key"] == key]

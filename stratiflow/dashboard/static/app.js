@@ -212,6 +212,11 @@
       tile(tiles, "active", "label budget used", `${row.active_used} / ${row.active_limit}`);
     }
     tile(tiles, "dead_letters", "dead letters", fmt(total(view.dead_letters)));
+    tile(tiles, "events_per_s", "events / s", fmt(row.events_per_s, 0));
+    tile(tiles, "learn_p99", "learn p99 (µs)", fmt(row.learn_p99, 1));
+    tile(tiles, "model_kb", "model size (kB)",
+      row.model_bytes === null || row.model_bytes === undefined ? "–"
+        : fmt(row.model_bytes / 1000, 1));
     drawCharts(view);
     drawMarkers(view);
     drawDeadLetters("#key-dead-letters", view.dead_letters);
@@ -298,6 +303,24 @@
         ["label delay p50 (ms)", rows.map((r) => r.label_lag_p50), {}],
         ["label delay p99 (ms)", rows.map((r) => r.label_lag_p99), {}],
         ["share waiting for a label", rows.map((r) => r.waiting_share), { scale: "share" }]] });
+    }
+    if (rows.some((r) => r.predict_p50 !== null && r.predict_p50 !== undefined)) {
+      specs.push({ id: "cost", title: "Update time per event (µs)", xs, markers: true, series: [
+        ["predict p50", rows.map((r) => r.predict_p50), {}],
+        ["predict p99", rows.map((r) => r.predict_p99), { dash: [6, 3] }],
+        ["learn p50", rows.map((r) => r.learn_p50), {}],
+        ["learn p99", rows.map((r) => r.learn_p99), { dash: [6, 3] }]] });
+    }
+    if (rows.some((r) => r.model_bytes !== null && r.model_bytes !== undefined)) {
+      specs.push({ id: "size", title: "Model and state size (kB)", xs, markers: true, series: [
+        ["model", rows.map((r) => (r.model_bytes === null ? null : r.model_bytes / 1000)), {}],
+        ["key's state", rows.map((r) => (r.state_bytes === null ? null : r.state_bytes / 1000)),
+          {}]] });
+    }
+    if (rows.some((r) => r.spread_acc_std !== null && r.spread_acc_std !== undefined)) {
+      specs.push({ id: "stability", title: "Stability", xs, markers: true, series: [
+        ["std of rolling accuracy over recent reports", rows.map((r) => r.spread_acc_std), {}],
+        ["probe predictions changed", rows.map((r) => r.probe_changed), { scale: "share" }]] });
     }
     if (rows.some((r) => r.active_limit !== null && r.active_limit !== undefined)) {
       specs.push({ id: "active", title: "Active learning: label budget", xs, series: [

@@ -37,6 +37,10 @@ def metrics_record(key: str, report: int, **over) -> dict:
         "drift": None,
         "candidates": None,
         "active": None,
+        "cost": {"predict_us": {"p50": 10.0, "p99": 30.0}, "learn_us": {"p50": 20.0, "p99": 60.0},
+                 "events_per_s": 1234.5, "model_bytes": 5000, "state_bytes": 9000},
+        "stability": {"spread": {"accuracy": {"std": 0.02, "range": 0.05}},
+                      "probe_changed": 0.1},
     }  # fmt: skip
     record.update(over)
     return record
@@ -52,6 +56,12 @@ def test_a_metrics_record_becomes_a_row_of_the_values_it_holds():
     assert row["waiting_share"] == 10 / 200
     assert (row["label_lag_p50"], row["label_lag_p99"]) == (250.0, 900.0)
     assert (row["scored"], row["model_version"], row["champion"]) == (198, 200, None)
+    # update time, resources and stability
+    assert (row["predict_p50"], row["predict_p99"], row["learn_p50"], row["learn_p99"]) == (
+        10.0, 30.0, 20.0, 60.0,
+    )  # fmt: skip
+    assert (row["events_per_s"], row["model_bytes"], row["state_bytes"]) == (1234.5, 5000, 9000)
+    assert (row["spread_acc_std"], row["probe_changed"]) == (0.02, 0.1)
 
 
 def test_without_a_rolling_window_recall_is_the_cumulative_one():
