@@ -136,9 +136,9 @@ def assert_page_shows(page: Any, run: Path, name: str) -> None:
         assert accuracy["data"][0] == [m["event_ts"] / 1000 for m in records]
         assert accuracy["data"][1] == [m["cumulative"]["accuracy"] for m in records]
         rolling = plotted["rolling"]
-        for name in ("main", "tree"):  # champion and challenger overlaid
-            line = rolling["data"][rolling["labels"].index(f"{name} (accuracy)")]
-            assert line == [m["candidates"]["pipelines"][name]["accuracy"] for m in records]
+        for pipeline in ("main", "tree"):  # champion and challenger overlaid
+            line = rolling["data"][rolling["labels"].index(f"{pipeline} (accuracy)")]
+            assert line == [m["candidates"]["pipelines"][pipeline]["accuracy"] for m in records]
         shot = screenshot(page, f"{name}-{key}")
     assert seen["dead"] == dict(want["dead"])
     # the model's rejection is the one dead letter with a model key

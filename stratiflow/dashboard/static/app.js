@@ -318,9 +318,13 @@
           {}]] });
     }
     if (rows.some((r) => r.spread_acc_std !== null && r.spread_acc_std !== undefined)) {
-      specs.push({ id: "stability", title: "Stability", xs, markers: true, series: [
-        ["std of rolling accuracy over recent reports", rows.map((r) => r.spread_acc_std), {}],
-        ["probe predictions changed", rows.map((r) => r.probe_changed), { scale: "share" }]] });
+      const stability = [
+        ["std of rolling accuracy over recent reports", rows.map((r) => r.spread_acc_std), {}]];
+      if (rows.some((r) => r.probe_changed !== null && r.probe_changed !== undefined)) {
+        stability.push(["probe predictions changed", rows.map((r) => r.probe_changed),
+          { scale: "share" }]);
+      }
+      specs.push({ id: "stability", title: "Stability", xs, markers: true, series: stability });
     }
     if (rows.some((r) => r.active_limit !== null && r.active_limit !== undefined)) {
       specs.push({ id: "active", title: "Active learning: label budget", xs, series: [
