@@ -16,7 +16,6 @@ DEFAULT_PORT = 8050
 
 
 def cmd_dashboard(args: argparse.Namespace, config_from: Callable[..., Config]) -> int:
-    from stratiflow.dashboard.board import STREAMS
     from stratiflow.dashboard.server import Dashboard, serve
     from stratiflow.dashboard.sources import TopicFollower
 
@@ -34,11 +33,8 @@ def cmd_dashboard(args: argparse.Namespace, config_from: Callable[..., Config]) 
         dashboard.follow_run(args.run)
     else:
         cfg = config_from(args, check_model=False)
-        topics = {stream: getattr(cfg.topics, stream) for stream in STREAMS}
         dashboard = Dashboard(title=f"{cfg.job.name} on {cfg.kafka.bootstrap_servers}")
-        dashboard.follow_topics(
-            TopicFollower(cfg.kafka.bootstrap_servers, topics, cfg.kafka.properties)
-        )
+        dashboard.follow_topics(TopicFollower.of_job(cfg))
     if args.jobmanager:
         dashboard.follow_health(args.jobmanager)
     print(f"dashboard: http://{args.host}:{args.port}/  (Ctrl-C stops it)", flush=True)

@@ -59,14 +59,12 @@ def _start_dashboard(bootstrap: str) -> tuple[str, Callable[[], None]]:
 
     from stratiflow.cli.dashboard import DEFAULT_PORT
     from stratiflow.config import load_cli_config
-    from stratiflow.dashboard.board import STREAMS
     from stratiflow.dashboard.server import Dashboard
     from stratiflow.dashboard.sources import TopicFollower
 
     cfg = load_cli_config(DEMO_CONFIG, [], bootstrap, check_model=False)
     dashboard = Dashboard(title=f"demo: Phishing on {bootstrap}")
-    topics = {stream: getattr(cfg.topics, stream) for stream in STREAMS}
-    dashboard.follow_topics(TopicFollower(bootstrap, topics, cfg.kafka.properties, retry_s=0.5))
+    dashboard.follow_topics(TopicFollower.of_job(cfg, retry_s=0.5))
     port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
     server = uvicorn.Server(
         uvicorn.Config(

@@ -11,10 +11,10 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -118,6 +118,7 @@ class Dashboard:
                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
             )
 
+        @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             self.start()
             try:
@@ -133,7 +134,7 @@ class Dashboard:
                 Route("/api/healthz", healthz),
                 Mount("/static", app=StaticFiles(directory=str(static)), name="static"),
             ],
-            lifespan=_lifespan(lifespan),
+            lifespan=lifespan,
         )
 
     async def _stream(self, request: Request, since: int) -> AsyncIterator[str]:
@@ -158,12 +159,6 @@ class Dashboard:
                     quiet = 0.0
                     yield ": keep-alive\n\n"
             await asyncio.sleep(TICK_S)
-
-
-def _lifespan(factory: Callable[[Starlette], AsyncIterator[None]]) -> Any:
-    from contextlib import asynccontextmanager
-
-    return asynccontextmanager(factory)
 
 
 def serve(dashboard: Dashboard, host: str = "127.0.0.1", port: int = 8050) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from stratiflow.config import Config
 from stratiflow.dashboard.board import STREAMS, Board, Stream
 
 #: The file each stream is written to by ``stratiflow backtest`` (``jobs/backtest.py``).
@@ -86,6 +87,12 @@ class TopicFollower:
         self.topics = dict(topics)
         self.properties = dict(properties or {})
         self.retry_s = retry_s
+
+    @classmethod
+    def of_job(cls, cfg: Config, retry_s: float = 2.0) -> TopicFollower:
+        """The follower of a job's output topics, with its broker and client settings."""
+        topics = {stream: getattr(cfg.topics, stream) for stream in STREAMS}
+        return cls(cfg.kafka.bootstrap_servers, topics, cfg.kafka.properties, retry_s)
 
     def run(self, board: Board, lock: threading.Lock, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; each record is added to ``board`` under ``lock``."""

@@ -8,13 +8,13 @@ Also: a page whose data cannot be had says so.
 
 from __future__ import annotations
 
-import socket
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from stratiflow.io import kafka as kafka_io
+from stratiflow.local.procs import free_port
 from tests.browser import browser_page, dashboard_process, read_page, screenshot, shown
 from tests.e2e.cli import run_cli, write_config
 from tests.helpers import topic_values
@@ -23,12 +23,6 @@ pytestmark = pytest.mark.e2e
 
 BAD = [b"{{{ not json", b'{"id": "x2", "ts": 5, "features": {}, "label": true}']
 N = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_text(page, selector: str, text: str, timeout_ms: int = 60_000) -> None:

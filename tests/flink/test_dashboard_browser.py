@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from stratiflow.config import load_config
 from stratiflow.dashboard.board import MARKER_TYPES
 from stratiflow.io.sources import river_events
 from stratiflow.jobs.backtest import run_backtest
+from stratiflow.local.procs import free_port
 from tests.browser import (
     ARTIFACTS,
     browser_page,
@@ -148,12 +148,6 @@ def assert_page_shows(page: Any, run: Path, name: str) -> None:
     }
     assert sum(seen["dead"].values()) == len(BAD_LINES)
     assert shot is not None and shot.stat().st_size > 10_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_the_live_page_of_a_run_shows_the_numbers_the_job_wrote(run_dir: Path):

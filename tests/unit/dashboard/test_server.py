@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -16,12 +15,7 @@ import uvicorn
 
 from stratiflow.dashboard.board import Board
 from stratiflow.dashboard.server import Dashboard
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from stratiflow.local.procs import free_port
 
 
 @pytest.fixture
